@@ -1,0 +1,5 @@
+import sys
+
+from gradlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,165 @@
+r"""Mean squared error of a linear model with bias, in the two conventions the seeds use.
+
+Notation (seed 002 writes :math:`\theta` with a bias column; seed 001 writes ``w`` and ``b``).
+Data :math:`X \in \mathbb{R}^{n\times d}`, targets :math:`y \in \mathbb{R}^n`, parameters
+``{"w": (d,), "b": ()}``. The residual is
+
+.. math::  r = Xw + b\mathbf{1} - y                                              \tag{1}
+
+Mean convention (seed 002, section 3), and its gradient (seed 002, section 4):
+
+.. math::  J(w, b) = \tfrac{1}{n}\lVert r\rVert^2                                \tag{2}
+.. math::  \nabla_w J = \tfrac{2}{n} X^\top r, \qquad \partial_b J = \tfrac{2}{n}\mathbf{1}^\top r  \tag{3}
+
+Half-mean convention (seed 001, first equation; ``m`` is the number of rows):
+
+.. math::  L(w, b) = \tfrac{1}{2m}\lVert r\rVert^2                               \tag{4}
+.. math::  \nabla_w L = \tfrac{1}{m} X^\top r, \qquad \partial_b L = \tfrac{1}{m}\mathbf{1}^\top r  \tag{5}
+
+Both are :math:`c/2 \cdot \lVert r\rVert^2` with :math:`c = 2/n` or :math:`1/m`; their Hessian is
+constant,
+
+.. math::  H = c \begin{bmatrix} X^\top X & X^\top\mathbf{1} \\ \mathbf{1}^\top X & n \end{bmatrix}, \qquad
+           Hv = c \begin{bmatrix} X^\top u \\ \mathbf{1}^\top u \end{bmatrix},\; u = Xv_w + v_b\mathbf{1}  \tag{6}
+
+:math:`X^\top r` is computed as ``r @ X``: on XLA:CPU ``X.T @ r`` copies ``X`` at every call.
+The step-by-step derivation is ``papers/seeds/mse.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from gradlab import _validate as v
+from gradlab.derivations._derivation import Derivation
+
+
+def _check(params, X, y) -> None:
+    v.check_ndim("X", X, 2)
+    n, d = X.shape
+    v.check_shape("y", y, (n,))
+    v.check_shape('params["w"]', params["w"], (d,))
+    v.check_shape('params["b"]', params["b"], ())
+    v.check_finite("X", X)
+    v.check_finite("y", y)
+
+
+def residual(params, X, y) -> jax.Array:
+    """``r = X w + b - y``, eq. (1). Shapes are checked: ``y`` must be ``(n,)``, not ``(n, 1)``."""
+    _check(params, X, y)
+    return X @ params["w"] + params["b"] - y  # (1)
+
+
+def _half_sq(params, X, y, c):
+    r = residual(params, X, y)
+    return 0.5 * c * jnp.dot(r, r)
+
+
+def _grad(params, X, y, c):
+    r = residual(params, X, y)
+    return {"w": c * (r @ X), "b": c * jnp.sum(r)}  # (3) / (5), r @ X == X^T r
+
+
+def _hessian(params, X, y, c):
+    _check(params, X, y)
+    n = X.shape[0]
+    col = c * jnp.sum(X, axis=0)  # c X^T 1
+    return {  # (6)
+        "w": {"w": c * (X.T @ X), "b": col},
+        "b": {"w": col, "b": c * jnp.asarray(n, X.dtype)},
+    }
+
+
+def _hvp(params, X, y, tangent, c):
+    _check(params, X, y)
+    u = X @ tangent["w"] + tangent["b"]  # (6)
+    return {"w": c * (u @ X), "b": c * jnp.sum(u)}
+
+
+# ---- mean convention, seed 002: J = (1/n) ||r||^2 -------------------------------------------
+
+
+def mse_mean(params, X, y) -> jax.Array:
+    """``J = (1/n) ||X w + b - y||^2``, eq. (2)."""
+    return _half_sq(params, X, y, 2.0 / X.shape[0])
+
+
+def mse_mean_grad(params, X, y):
+    """``dJ/dw = (2/n) X^T r``, ``dJ/db = (2/n) sum r``, eq. (3)."""
+    return _grad(params, X, y, 2.0 / X.shape[0])
+
+
+def mse_mean_hessian(params, X, y):
+    """Eq. (6) with ``c = 2/n``."""
+    return _hessian(params, X, y, 2.0 / X.shape[0])
+
+
+def mse_mean_hvp(params, X, y, tangent):
+    """Eq. (6) applied to ``tangent`` with ``c = 2/n``."""
+    return _hvp(params, X, y, tangent, 2.0 / X.shape[0])
+
+
+# ---- half-mean convention, seed 001: L = 1/(2m) ||r||^2 -------------------------------------
+
+
+def mse_half_mean(params, X, y) -> jax.Array:
+    """``L = 1/(2m) ||X w + b - y||^2``, eq. (4)."""
+    return _half_sq(params, X, y, 1.0 / X.shape[0])
+
+
+def mse_half_mean_grad(params, X, y):
+    """``dL/dw = (1/m) X^T r``, ``dL/db = (1/m) sum r``, eq. (5)."""
+    return _grad(params, X, y, 1.0 / X.shape[0])
+
+
+def mse_half_mean_hessian(params, X, y):
+    """Eq. (6) with ``c = 1/m``."""
+    return _hessian(params, X, y, 1.0 / X.shape[0])
+
+
+def mse_half_mean_hvp(params, X, y, tangent):
+    """Eq. (6) applied to ``tangent`` with ``c = 1/m``."""
+    return _hvp(params, X, y, tangent, 1.0 / X.shape[0])
+
+
+def make_args(key, shape, dtype):
+    """``(params, X, y)`` with ``shape = (n, d)``, standard normal entries."""
+    n, d = shape
+    kw, kb, kx, ky = jax.random.split(key, 4)
+    params = {
+        "w": jax.random.normal(kw, (d,), dtype),
+        "b": jax.random.normal(kb, (), dtype),
+    }
+    X = jax.random.normal(kx, (n, d), dtype)
+    y = jax.random.normal(ky, (n,), dtype)
+    return params, X, y
+
+
+SHAPES = ((16, 3), (80, 7))
+
+MEAN = Derivation(
+    name="mse_mean",
+    loss=mse_mean,
+    grad=mse_mean_grad,
+    hessian=mse_mean_hessian,
+    hvp=mse_mean_hvp,
+    make_args=make_args,
+    shapes=SHAPES,
+    seed="002",
+    note="papers/seeds/mse.md",
+    summary="(1/n)||Xw+b-y||^2, linear model with bias",
+)
+
+HALF_MEAN = Derivation(
+    name="mse_half_mean",
+    loss=mse_half_mean,
+    grad=mse_half_mean_grad,
+    hessian=mse_half_mean_hessian,
+    hvp=mse_half_mean_hvp,
+    make_args=make_args,
+    shapes=SHAPES,
+    seed="001",
+    note="papers/seeds/mse.md",
+    summary="1/(2m)||Xw+b-y||^2, linear model with bias",
+)

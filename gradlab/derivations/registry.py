@@ -1,0 +1,24 @@
+"""Every registered derivation. Adding one is a module under ``derivations/`` and one line here."""
+
+from __future__ import annotations
+
+from gradlab.derivations import mse
+from gradlab.derivations._derivation import Derivation
+
+REGISTRY: dict[str, Derivation] = {
+    d.name: d
+    for d in (
+        mse.MEAN,
+        mse.HALF_MEAN,
+    )
+}
+
+
+def get(name: str) -> Derivation:
+    """The derivation registered as ``name``; a ``KeyError`` lists the known names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"no derivation named {name!r}; registered: {', '.join(sorted(REGISTRY))}"
+        ) from None
