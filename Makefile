@@ -10,10 +10,10 @@ STAMP  := $(VENV)/.gradlab-installed
 
 .PHONY: run test bench lint format clean venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,plot,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,plot,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
