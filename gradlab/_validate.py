@@ -125,3 +125,29 @@ def check_in_range(name: str, x, low: int, high: int) -> None:
         raise ValueError(
             f"{name} must lie in the support [{low}, {high - 1}]; got {a[idx]} at index {idx}"
         )
+
+
+def check_scalar(name: str, x) -> None:
+    """Raise unless ``x`` is a floating-point scalar (shape ``()``), e.g. a penalty weight."""
+    if np.ndim(x) != 0:
+        raise ValueError(f"{name} must be a scalar (shape ()); got shape {shape_of(x)}")
+    check_floating(name, x)
+
+
+def check_keys(name: str, tree, expected: Sequence[str]) -> None:
+    """Raise unless ``tree`` is a mapping whose keys are exactly ``expected``."""
+    if not hasattr(tree, "keys"):
+        raise TypeError(f"{name} must be a dict with keys {sorted(expected)}; got {type(tree)}")
+    if set(tree.keys()) != set(expected):
+        raise ValueError(f"{name} must have keys {sorted(expected)}; got {sorted(tree.keys())}")
+
+
+def check_binary(name: str, x) -> None:
+    """Raise if a concrete ``x`` has an entry other than 0 or 1 (labels stored as floats)."""
+    if not is_concrete(x):
+        return
+    a = np.asarray(x)
+    bad = (a != 0) & (a != 1)
+    if bad.any():
+        idx = _first_bad(bad)
+        raise ValueError(f"{name} must hold only 0 and 1; got {a[idx]} at index {idx}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradlab.derivations import mse
+from gradlab.derivations import elastic_net, entropy, l1, l2, logistic_regression, mse
 from gradlab.derivations._derivation import Derivation
 
 REGISTRY: dict[str, Derivation] = {
@@ -10,6 +10,14 @@ REGISTRY: dict[str, Derivation] = {
     for d in (
         mse.MEAN,
         mse.HALF_MEAN,
+        l1.L1,
+        l2.HALF,
+        l2.FULL,
+        elastic_net.ELASTIC_NET,
+        entropy.ENTROPY,
+        entropy.MIRAGE,
+        entropy.MIRAGE_MAXENT,
+        logistic_regression.LOGISTIC_REGRESSION,
     )
 }
 
