@@ -1,0 +1,19 @@
+"""Figures from fits, reports and sweeps (matplotlib, the ``plot`` extra, imported lazily)."""
+
+from gradlab.plot._mpl import save_figure
+from gradlab.plot.curves import plot_curves
+from gradlab.plot.density import plot_densities
+from gradlab.plot.diagnostics import plot_fits, plot_residuals
+from gradlab.plot.landscape import plot_landscape
+from gradlab.plot.weights import plot_bars, plot_weights
+
+__all__ = [
+    "plot_bars",
+    "plot_curves",
+    "plot_densities",
+    "plot_fits",
+    "plot_landscape",
+    "plot_residuals",
+    "plot_weights",
+    "save_figure",
+]
