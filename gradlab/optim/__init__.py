@@ -1,0 +1,57 @@
+"""Optimizers optax lacks, as ``optax.GradientTransformation`` s, and closed-form oracles.
+
+One algorithm per module:
+
+* :mod:`~gradlab.optim.exponentiated_gradient`: mirror descent on the simplex (seed 000),
+  in the log domain.
+* :mod:`~gradlab.optim.proximal`: soft-thresholding, ISTA and FISTA with adaptive restart
+  for L1 / elastic-net penalties (seed 001).
+* :mod:`~gradlab.optim.projected`: any optax step followed by an ``optax.projections``
+  projection.
+* :mod:`~gradlab.optim.closed_form`: least squares (SVD and the seed's normal equation) and
+  ridge for many lambdas from one decomposition (seed 002), the oracles for tests.
+
+Everything else (sgd, momentum, adam, schedules, ``inject_hyperparams``, projections) is
+optax's own: use it directly.
+"""
+
+from gradlab.optim.closed_form import (
+    IllConditionedWarning,
+    lstsq,
+    normal_equation,
+    ridge,
+    ridge_path,
+)
+from gradlab.optim.exponentiated_gradient import (
+    ExponentiatedGradientState,
+    exponentiated_gradient,
+)
+from gradlab.optim.projected import project, projected
+from gradlab.optim.proximal import (
+    FistaState,
+    fista,
+    fista_iterate,
+    ista,
+    prox_elastic_net,
+    prox_l1,
+    soft_threshold,
+)
+
+__all__ = [
+    "ExponentiatedGradientState",
+    "FistaState",
+    "IllConditionedWarning",
+    "exponentiated_gradient",
+    "fista",
+    "fista_iterate",
+    "ista",
+    "lstsq",
+    "normal_equation",
+    "project",
+    "projected",
+    "prox_elastic_net",
+    "prox_l1",
+    "ridge",
+    "ridge_path",
+    "soft_threshold",
+]
