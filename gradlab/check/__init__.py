@@ -1,0 +1,11 @@
+"""gradlab.check: hand gradients against ``jax.grad``, refereed by finite differences.
+
+Three witnesses per element (hand, autodiff, finite differences with Richardson), kinks judged by
+subdifferential membership, non-finite values reported by witness, path and index, per-term checks
+and blame for composite losses, float32 checked beside a float64 copy, Hessians and HVPs.
+"""
+
+from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
+from gradlab.check._report import GradReport
+
+__all__ = ["GradReport", "GradientMismatch", "assert_grad", "check_grad"]

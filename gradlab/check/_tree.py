@@ -1,0 +1,162 @@
+"""The parameter pytree the checker differentiates: which arguments, their leaves and their names.
+
+``argnums`` selects the parameters among ``args`` as ``jax.grad`` does: an ``int`` selects one
+pytree, a tuple of ints selects a tuple of them. Every leaf gets a printable path (``['w']`` for
+``argnums=0``; ``args[1]['w']`` for a tuple ``argnums``) and every element a tuple index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+
+
+def normalize_argnums(argnums, nargs: int) -> tuple[int, ...] | int:
+    """Validate ``argnums`` against ``len(args)``; negative positions count from the end."""
+
+    def one(a):
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"argnums must be an int or a tuple of ints; got {a!r}")
+        if not -nargs <= a < nargs:
+            raise ValueError(
+                f"argnums={a} is out of range: the loss was given {nargs} positional "
+                f"argument(s), so argnums must lie in [{-nargs}, {nargs - 1}]"
+            )
+        return int(a) % nargs
+
+    if isinstance(argnums, (tuple, list)):
+        if not argnums:
+            raise ValueError("argnums must name at least one argument; got an empty tuple")
+        out = tuple(one(a) for a in argnums)
+        if len(set(out)) != len(out):
+            raise ValueError(f"argnums must not repeat an argument; got {tuple(argnums)}")
+        return out
+    return one(argnums)
+
+
+def get_params(args: Sequence, argnums) -> PyTree:
+    if isinstance(argnums, tuple):
+        return tuple(args[i] for i in argnums)
+    return args[argnums]
+
+
+def set_params(args: Sequence, argnums, params) -> tuple:
+    out = list(args)
+    if isinstance(argnums, tuple):
+        for i, p in zip(argnums, params, strict=True):
+            out[i] = p
+    else:
+        out[argnums] = params
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """One parameter leaf: its printable path, shape and dtype."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def leaf_paths(params, argnums) -> list[str]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    out = []
+    for path, _ in flat:
+        if isinstance(argnums, tuple):
+            pos = path[0].idx  # the position inside the tuple of selected arguments
+            out.append(f"args[{argnums[pos]}]" + jax.tree_util.keystr(path[1:]))
+        else:
+            out.append(jax.tree_util.keystr(path) or f"args[{argnums}]")
+    return out
+
+
+def describe(params, argnums) -> list[Leaf]:
+    leaves = jax.tree.leaves(params)
+    return [
+        Leaf(p, tuple(np.shape(x)), np.dtype(jnp.result_type(x)))
+        for p, x in zip(leaf_paths(params, argnums), leaves, strict=True)
+    ]
+
+
+def arg_name(argnums) -> str:
+    if isinstance(argnums, tuple):
+        return "(" + ", ".join(f"args[{i}]" for i in argnums) + ")"
+    return f"args[{argnums}]"
+
+
+def check_params(params, argnums) -> list[Leaf]:
+    """The parameter leaves must be floating arrays (integers have no gradient)."""
+    leaves = describe(params, argnums)
+    if not leaves:
+        raise ValueError(f"{arg_name(argnums)} has no array leaves to differentiate")
+    for leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"{arg_name(argnums)}{leaf.path} must be a floating-point array to be "
+                f"differentiated; got dtype {leaf.dtype}"
+            )
+    return leaves
+
+
+def check_grad_tree(witness: str, got, params, argnums, leaves: list[Leaf]) -> list[np.ndarray]:
+    """Check that a gradient has the parameters' tree and leaf shapes; return its leaves.
+
+    The checker never reshapes: a ``(p, 1)`` gradient for a ``(p,)`` weight is an error, to be
+    fixed where the layout is chosen (check in the layout the code uses, or reshape in a wrapper).
+    """
+    want = jax.tree.structure(params)
+    have = jax.tree.structure(got)
+    if want != have:
+        raise ValueError(
+            f"{witness} returned a pytree with structure {have}, but {arg_name(argnums)} has "
+            f"structure {want}; the gradient must have the parameters' structure"
+        )
+    out = []
+    for leaf, g in zip(leaves, jax.tree.leaves(got), strict=True):
+        shape = tuple(np.shape(g))
+        if shape != leaf.shape:
+            hint = ""
+            if int(np.prod(shape, dtype=np.int64)) == leaf.size:
+                hint = " (same size, different layout: e.g. (p, 1) against (p,))"
+            elif len(shape) == len(leaf.shape) + 1 or len(shape) == 2 and len(leaf.shape) == 1:
+                hint = " (an (n,) - (n, 1) broadcast upstream gives this)"
+            raise ValueError(
+                f"{witness}{leaf.path} has shape {shape} but {arg_name(argnums)}{leaf.path} has "
+                f"shape {leaf.shape}; gradlab never reshapes or broadcasts a gradient{hint}"
+            )
+        out.append(np.asarray(g))
+    return out
+
+
+def cast_floating(tree, dtype) -> PyTree:
+    """A copy of ``tree`` with every floating leaf cast to ``dtype`` (integers untouched)."""
+
+    def cast(x):
+        if isinstance(x, (jax.Array, np.ndarray, np.generic, float)) and jnp.issubdtype(
+            jnp.result_type(x), jnp.floating
+        ):
+            return jnp.asarray(x, dtype)
+        return x
+
+    return jax.tree.map(cast, tree)
+
+
+def to_numpy(tree) -> PyTree:
+    """Host copies of every array leaf (what an eager numpy gradient is given)."""
+    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
+
+
+def index_of(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()
