@@ -5,12 +5,22 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import derivations
+from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad
 from gradlab.derivations import REGISTRY, Derivation
+from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradReport",
+    "GradientMismatch",
+    "assert_grad",
+    "check_grad",
     "REGISTRY",
     "Derivation",
     "derivations",
+    "EarlyStop",
+    "FitResult",
+    "fit",
+    "stability",
 ]

@@ -1,0 +1,220 @@
+"""Argument checks for :func:`gradlab.fit`, run eagerly at call time from shapes, before tracing.
+
+Everything here reads shapes (``np.shape``, ``jax.eval_shape``) or concrete values when there
+are some; nothing is compiled. Values that are tracers (``fit`` called inside the user's
+``jit``/``vmap``) skip the value checks, as in :mod:`gradlab._validate`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradlab import _validate as v
+from gradlab.train._batching import SAMPLING
+
+PRECISIONS = (
+    "highest",
+    "float32",
+    "high",
+    "bfloat16_3x",
+    "tensorfloat32",
+    "default",
+    "bfloat16",
+    "fastest",
+)
+
+_LR_NAMES = ("learning_rate", "lr", "step_size")
+
+
+def static_int(name: str, x, *, low: int) -> int:
+    """A Python int ``>= low`` (a static loop size: never an array, never a bool)."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+        raise TypeError(f"{name} must be a Python int (it sizes the loop); got {x!r}")
+    x = operator.index(x)
+    if x < low:
+        raise ValueError(f"{name} must be >= {low}; got {x}")
+    return x
+
+
+def check_data(data) -> tuple[tuple, int | None]:
+    """``data`` as a tuple of arrays sharing their leading axis; returns it and ``n``."""
+    if not isinstance(data, tuple | list):
+        raise TypeError(
+            "data must be a tuple of arrays sharing their leading axis, e.g. (X, y) (a single "
+            f"array goes in as (X,)); got {type(data).__name__}"
+        )
+    data = tuple(data)
+    n = None
+    for i, a in enumerate(data):
+        if not hasattr(a, "shape") and not isinstance(a, int | float | np.number):
+            raise TypeError(f"data[{i}] must be an array; got {type(a).__name__}")
+        shape = np.shape(a)
+        if len(shape) == 0:
+            raise ValueError(
+                f"data[{i}] must have a leading axis (one row per example); got a scalar. Pass "
+                "hyperparameters by closure, e.g. functools.partial(loss, lam=lam)"
+            )
+        if n is None:
+            n = shape[0]
+        elif shape[0] != n:
+            shapes = [tuple(np.shape(b)) for b in data]
+            raise ValueError(
+                f"data arrays must share their leading axis (examples); data[0] has {n} rows but "
+                f"data[{i}] has {shape[0]} (shapes {shapes})"
+            )
+    return data, n
+
+
+def check_loss(loss: Callable, params0, data: tuple) -> None:
+    """``loss(params0, *data)`` must trace to a real scalar; wraps its error otherwise."""
+    if not callable(loss):
+        raise TypeError(f"loss must be callable as loss(params, *data); got {loss!r}")
+    try:
+        out = jax.eval_shape(loss, params0, *data)
+    except Exception as e:  # re-raised with what fit was given, chained to the cause
+        raise ValueError(
+            f"loss(params0, *data) failed on params0 of shapes {_shapes(params0)} and data of "
+            f"shapes {_shapes(data)}: {type(e).__name__}: {e}"
+        ) from e
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
+        raise ValueError(
+            f"loss(params0, *data) must return a scalar; got {_shapes(out)}. Reduce it (mean or "
+            "sum) inside the loss"
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"loss(params0, *data) must return a float; got dtype {out.dtype}")
+
+
+def check_grad(grad: Callable, params0, data: tuple) -> None:
+    """A hand gradient must return a pytree of the structure and shapes of ``params0``."""
+    if not callable(grad):
+        raise TypeError(f"grad must be callable as grad(params, *data) or None; got {grad!r}")
+    try:
+        out = jax.eval_shape(grad, params0, *data)
+    except Exception as e:
+        raise ValueError(
+            f"grad(params0, *data) failed on params0 of shapes {_shapes(params0)}: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    want = jax.tree.structure(params0)
+    got = jax.tree.structure(out)
+    if want != got:
+        raise ValueError(
+            f"grad(params0, *data) must return the pytree structure of params0 ({want}); got {got}"
+        )
+    pairs = zip(jax.tree_util.tree_leaves_with_path(params0), jax.tree.leaves(out), strict=True)
+    for (path, p), g in pairs:
+        if np.shape(p) != g.shape:
+            raise ValueError(
+                f"grad(params0, *data) leaf {jax.tree_util.keystr(path)} has shape {g.shape} but "
+                f"params0 has {np.shape(p)}"
+            )
+
+
+def check_params(params0) -> None:
+    leaves = jax.tree.leaves(params0)
+    if not leaves:
+        raise ValueError("params0 must hold at least one array leaf; got an empty pytree")
+    for path, x in jax.tree_util.tree_leaves_with_path(params0):
+        name = "params0" + jax.tree_util.keystr(path)
+        v.check_floating(name, x)
+        v.check_finite(name, x)
+
+
+def check_optimizer(optimizer, params0) -> None:
+    """An optax ``GradientTransformation``; a concrete injected learning rate must be > 0.
+
+    Only learning rates the optimizer exposes can be read: those of ``optax.inject_hyperparams``
+    (in its state's ``hyperparams``). A Python float closed over by ``optax.sgd(lr)`` is invisible
+    once the transformation is built.
+    """
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            "optimizer must be an optax.GradientTransformation (init, update); got "
+            f"{type(optimizer).__name__}"
+        )
+    state = optimizer.init(params0)
+    for node in jax.tree.leaves(state, is_leaf=lambda s: hasattr(s, "hyperparams")):
+        hyper = getattr(node, "hyperparams", None)
+        if not isinstance(hyper, dict):
+            continue
+        for key in _LR_NAMES:
+            lr = hyper.get(key)
+            if lr is None or not v.is_concrete(lr) or callable(lr):
+                continue
+            a = np.asarray(lr)
+            if a.dtype.kind in "fiu" and not np.all(a > 0):
+                raise ValueError(
+                    f"the optimizer's {key} must be > 0 (gradient descent); got {a.tolist()}"
+                )
+
+
+def check_batching(batch_size, sampling, key, n) -> int | None:
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
+    if batch_size is None:
+        return None
+    batch_size = static_int("batch_size", batch_size, low=1)
+    if n is None:
+        raise ValueError("batch_size needs data to sample from; got data=()")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size must be <= n, the number of rows of data ({n}); got {batch_size} (the "
+            "batches are drawn without replacement)"
+        )
+    if key is None:
+        raise ValueError(
+            "key is required when batch_size is set (mini-batches are sampled from it); pass "
+            "key=jax.random.key(seed)"
+        )
+    if not hasattr(key, "shape"):
+        raise TypeError(f"key must be a jax.random key array; got {type(key).__name__}")
+    return batch_size
+
+
+def check_early_stop(early_stop) -> None:
+    from gradlab.train.fit import EarlyStop
+
+    if early_stop is None:
+        return
+    if not isinstance(early_stop, EarlyStop):
+        raise TypeError(
+            f"early_stop must be an EarlyStop(tol, patience) or None; got {early_stop!r}"
+        )
+    static_int("early_stop.patience", early_stop.patience, low=1)
+    v.check_nonnegative("early_stop.tol", early_stop.tol)
+
+
+def check_bound(divergence_bound) -> None:
+    if divergence_bound is None:
+        return
+    v.check_positive("divergence_bound", divergence_bound)
+
+
+def check_precision(precision) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    return precision
+
+
+def check_metrics(metrics) -> tuple[tuple[str, Callable], ...]:
+    if metrics is None:
+        return ()
+    if not isinstance(metrics, dict):
+        raise TypeError(f"metrics must be a dict name -> fn(params); got {type(metrics).__name__}")
+    for name, fn in metrics.items():
+        if name in ("loss", "grad_norm"):
+            raise ValueError(f"metrics name {name!r} is taken by the history fit always records")
+        if not callable(fn):
+            raise TypeError(f"metrics[{name!r}] must be callable as fn(params); got {fn!r}")
+    return tuple(metrics.items())
+
+
+def _shapes(tree: Any):
+    return jax.tree.map(lambda x: tuple(np.shape(x)), tree)
