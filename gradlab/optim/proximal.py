@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gradlab.optim._common import Mask, check_hyperparam, resolve_mask
@@ -202,7 +203,7 @@ def fista(
     *,
     l2: Scalar = 0.0,
     mask: Mask = None,
-    restart: bool = True,
+    restart: bool | jax.Array = True,
 ) -> optax.GradientTransformation:
     r"""FISTA (accelerated proximal gradient) with optional adaptive restart, for objective (1).
 
@@ -221,7 +222,8 @@ def fista(
       l2: :math:`\lambda_2 \ge 0`, the elastic-net L2 strength (penalty
         :math:`\tfrac{\lambda_2}{2}\lVert x\rVert^2`, handled in the prox (3)).
       mask: penalized leaves, as in :func:`prox_elastic_net` (e.g. ``{"w": True, "b": False}``).
-      restart: use the gradient adaptive restart (7); static.
+      restart: use the gradient adaptive restart (7): a Python bool, or a 0-d bool array (so
+        one compiled loop serves both, and ``optax.inject_hyperparams`` can carry it).
 
     Returns:
       An ``optax.GradientTransformation`` with state :class:`FistaState`.
@@ -247,7 +249,15 @@ def fista(
     check_hyperparam("lam", lam, positive=False)
     check_hyperparam("l2", l2, positive=False)
     if not isinstance(restart, bool):
-        raise TypeError(f"restart must be a Python bool (static); got {type(restart).__name__}")
+        if not (
+            isinstance(restart, (np.ndarray, np.generic, jax.Array))
+            and np.dtype(restart.dtype) == np.bool_
+            and np.ndim(restart) == 0
+        ):
+            raise TypeError(
+                f"restart must be a bool or a 0-d bool array; got {type(restart).__name__} "
+                f"{restart!r}"
+            )
 
     def init_fn(params):
         resolve_mask(mask, params)
@@ -269,13 +279,9 @@ def fista(
         z = jax.tree.map(lambda p, g: p - jnp.asarray(eta, g.dtype) * g, y, updates)
         x_new = _prox(z, flags, eta * lam, eta * l2)  # (5)
         step = jax.tree.map(lambda a, b: a - b, x_new, state.x)
-        if restart:
-            gmap = jax.tree.map(lambda a, b: a - b, y, x_new)
-            do_restart = _vdot(gmap, step) > 0  # (7)
-            t = jnp.where(do_restart, jnp.ones_like(state.t), state.t)
-        else:
-            do_restart = jnp.zeros([], bool)
-            t = state.t
+        gmap = jax.tree.map(lambda a, b: a - b, y, x_new)
+        do_restart = jnp.logical_and(restart, _vdot(gmap, step) > 0)  # (7)
+        t = jnp.where(do_restart, jnp.ones_like(state.t), state.t)
         t_next = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))  # (6)
         beta = (t - 1) / t_next
         y_next = jax.tree.map(lambda a, s: a + beta.astype(a.dtype) * s, x_new, step)  # (6)
