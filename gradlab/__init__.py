@@ -7,6 +7,7 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 from gradlab import derivations
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad
 from gradlab.derivations import REGISTRY, Derivation
+from gradlab.sweep import SweepResult, sweep
 from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"
@@ -23,4 +24,6 @@ __all__ = [
     "FitResult",
     "fit",
     "stability",
+    "SweepResult",
+    "sweep",
 ]

@@ -1,0 +1,18 @@
+"""Hyperparameter sweeps: ``train`` over a grid as one compiled, sharded, resumable computation.
+
+``sweep(train, grid)`` runs ``jit(vmap(train))`` over every configuration of ``grid`` (a product
+of named values, or a zip), sharded over every device (``shard_map`` on a 1-D mesh), in chunks
+sized from a memory budget, with a progress bar and an atomic checkpoint after every chunk, and
+returns a :class:`SweepResult` table. ``sweep_quadratic`` is the fast path for MSE / ridge
+objectives: gradient descent on the Gram matrix, ``d x d`` work per step instead of ``n x d``.
+
+Bitwise reproducibility, precision and multi-host use (GPU clusters, TPU pods) are described in
+``gradlab.sweep._run``; the Gram path's scope in ``gradlab.sweep._gram``.
+"""
+
+from gradlab.sweep._grid import Grid, make_grid
+from gradlab.sweep._progress import ProgressInfo
+from gradlab.sweep._result import SweepResult
+from gradlab.sweep._run import config_key, sweep
+
+__all__ = ["Grid", "ProgressInfo", "SweepResult", "config_key", "make_grid", "sweep"]
