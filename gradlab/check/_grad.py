@@ -576,6 +576,8 @@ def _seed_of(key) -> tuple[int, ...]:
         return (0,)
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return (int(key),)
+    if isinstance(key, tuple) and all(isinstance(w, int) for w in key):
+        return key
     if isinstance(key, jax.Array):
         data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
         return tuple(int(w) for w in np.asarray(data, np.uint64).ravel())
