@@ -17,11 +17,31 @@ from typing import Any
 import numpy as np
 
 
-def out_dir_for(out_dir: str | os.PathLike, name: str) -> Path:
-    """``<out_dir>/<name>``, created if missing (``out_dir`` is the results root)."""
-    path = Path(out_dir) / name
+def prepare_out(out_dir: str | os.PathLike) -> Path:
+    """The experiment's own folder (``results/<name>``), created if missing."""
+    path = Path(out_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def main(name: str, run: Callable[..., dict], doc: str | None) -> None:
+    """``python -m experiments.<name> [--quick] [--out results]``: the same as ``gradlab run``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=f"python -m experiments.{name}", description=(doc or name).splitlines()[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="the small CI size")
+    parser.add_argument("--out", default="results", help="results root (results/)")
+    args = parser.parse_args()
+    with Timer() as t:
+        metrics = run(quick=args.quick, out_dir=Path(args.out) / name)
+    print(summarize(metrics))
+    for claim, ok in (metrics.get("checks") or {}).items():
+        print(f"  [{'ok' if ok else 'FAILED'}] {claim}")
+    print(f"  wrote {Path(args.out) / name}/ in {t.seconds:.1f} s")
+    if not all((metrics.get("checks") or {}).values()):
+        raise SystemExit(1)
 
 
 def to_jsonable(value: Any) -> Any:
