@@ -127,14 +127,15 @@ def check_grad_tree(witness: str, got, params, argnums, leaves: list[Leaf]) -> l
     for leaf, g in zip(leaves, jax.tree.leaves(got), strict=True):
         shape = tuple(np.shape(g))
         if shape != leaf.shape:
+            where = leaf.path if leaf.path.startswith("args[") else arg_name(argnums) + leaf.path
             hint = ""
             if int(np.prod(shape, dtype=np.int64)) == leaf.size:
-                hint = " (same size, different layout: e.g. (p, 1) against (p,))"
-            elif len(shape) == len(leaf.shape) + 1 or len(shape) == 2 and len(leaf.shape) == 1:
+                hint = " (same size, another layout: e.g. (p, 1) against (p,))"
+            elif len(shape) > len(leaf.shape):
                 hint = " (an (n,) - (n, 1) broadcast upstream gives this)"
             raise ValueError(
-                f"{witness}{leaf.path} has shape {shape} but {arg_name(argnums)}{leaf.path} has "
-                f"shape {leaf.shape}; gradlab never reshapes or broadcasts a gradient{hint}"
+                f"{witness} returned shape {shape} for {where}, which has shape {leaf.shape}; "
+                f"gradlab never reshapes or broadcasts a gradient{hint}"
             )
         out.append(np.asarray(g))
     return out
