@@ -347,7 +347,7 @@ def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, 
 
     def record(s: _Carry) -> dict[str, jax.Array]:
         g = grad_fn(s.params, *data) if batched else s.grad
-        hist = {"loss": s.loss, "grad_norm": optax.global_norm(g)}  # (5)
+        hist = {"loss": s.loss, "grad_norm": optax.tree.norm(g)}  # (5)
         for name, fn in metrics:
             hist[name] = fn(s.params)
         return hist

@@ -37,6 +37,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -50,7 +51,14 @@ DENSE_MAX_DIM = 2048
 def hessian_matrix(loss: Callable[..., jax.Array], params: PyTree, *data) -> jax.Array:
     """The dense ``(d, d)`` Hessian of ``loss`` at ``params``, raveled over the pytree."""
     flat, unravel = ravel_pytree(params)
-    return jax.hessian(lambda f: loss(unravel(f), *data))(flat)
+    # one compiled call rather than jax.hessian's op-by-op dispatch (seconds when eager)
+    return jax.jit(jax.hessian(lambda f, *d: loss(unravel(f), *d)))(flat, *data)
+
+
+def _eigvalsh_max(H: jax.Array) -> jax.Array:
+    if v.is_concrete(H):  # LAPACK through numpy: no compilation for an eager call
+        return jnp.asarray(np.linalg.eigvalsh(np.asarray(H))[-1], dtype=H.dtype)
+    return jnp.linalg.eigvalsh(H)[-1]
 
 
 def lambda_max(
@@ -84,34 +92,34 @@ def lambda_max(
         v.check_finite("hessian_or_loss", H)
         if params is not None or data:
             raise TypeError("a Hessian matrix takes no params or data")
-        return jnp.linalg.eigvalsh(H)[-1]  # (2)
+        return _eigvalsh_max(H)  # (2)
     loss = hessian_or_loss
     if params is None:
         raise TypeError("lambda_max(loss, params, *data) needs params to take the Hessian at")
     flat, unravel = ravel_pytree(params)
     d = flat.shape[0]
     if method == "dense" or (method == "auto" and d <= DENSE_MAX_DIM):
-        return jnp.linalg.eigvalsh(hessian_matrix(loss, params, *data))[-1]
+        return _eigvalsh_max(hessian_matrix(loss, params, *data))
     iters = int(iters)
     if iters < 1:
         raise ValueError(f"iters must be >= 1; got {iters}")
 
-    def f(x):
-        return loss(unravel(x), *data)
-
-    def hvp(t):
-        return jax.jvp(jax.grad(f), (flat,), (t,))[1]
-
     k = jax.random.key(0) if key is None else key
-    v0 = jax.random.normal(k, flat.shape, flat.dtype)
-    v0 = v0 / jnp.linalg.norm(v0)
 
-    def body(_, vk):
-        hv = hvp(vk)  # (3)
-        return hv / jnp.linalg.norm(hv)
+    @jax.jit
+    def power(flat, k, *data):
+        def hvp(t):
+            return jax.jvp(jax.grad(lambda x: loss(unravel(x), *data)), (flat,), (t,))[1]
 
-    vk = lax.fori_loop(0, iters, body, v0)
-    return jnp.dot(vk, hvp(vk))  # (3) Rayleigh quotient
+        def body(_, vk):
+            hv = hvp(vk)  # (3)
+            return hv / jnp.linalg.norm(hv)
+
+        v0 = jax.random.normal(k, flat.shape, flat.dtype)
+        vk = lax.fori_loop(0, iters, body, v0 / jnp.linalg.norm(v0))
+        return jnp.dot(vk, hvp(vk))  # (3) Rayleigh quotient
+
+    return power(flat, k, *data)
 
 
 def max_stable_lr(
