@@ -1,0 +1,61 @@
+"""Subprocess body of tests/test_sweep_devices.py: run the reference sweep on this process's
+devices (8 forced CPU devices, or one of two distributed processes) and save the outputs.
+
+    python tests/_sweep_worker.py devices OUT.npz
+    python tests/_sweep_worker.py distributed OUT.npz PROCESS_ID PORT
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# (lane_block, chunk_size, precision): one chunk with padding, several chunks, the TF32 opt-in
+CASES = ((8, None, "highest"), (2, 16, "highest"), (8, None, "tensorfloat32"))
+DIST_CASES = CASES[1:2]  # several chunks over 2 processes x 2 devices
+
+
+def main(argv: list[str]) -> None:
+    mode, out = argv[0], argv[1]
+    if mode == "distributed":
+        pid, port = int(argv[2]), argv[3]
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            coordinator_address=f"localhost:{port}", num_processes=2, process_id=pid
+        )
+    import numpy as np
+    from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
+
+    from gradlab.sweep import sweep
+
+    X, y = linreg_data()
+    train = gd_train(X, y)
+    arrays = {}
+    for lane_block, chunk_size, precision in CASES if mode == "devices" else DIST_CASES:
+        res = sweep(
+            train,
+            reference_sweep_grid(),
+            lane_block=lane_block,
+            chunk_size=chunk_size,
+            precision=precision,
+            progress=False,
+        )
+        assert res.devices == jax.device_count(), (res.devices, jax.device_count())
+        tag = f"{lane_block}_{chunk_size}_{precision}"
+        for i, leaf in enumerate(jax.tree.leaves(res.outputs)):
+            arrays[f"{tag}_{i}"] = leaf
+        arrays[f"{tag}_chunk"] = np.int64(res.meta["chunk_size"])
+    arrays["devices"] = np.int64(jax.device_count())
+    arrays["processes"] = np.int64(jax.process_count())
+    np.savez(out, **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
