@@ -5,7 +5,7 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import derivations
-from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad
+from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.sweep import SweepResult, sweep
 from gradlab.train import EarlyStop, FitResult, fit, stability
@@ -17,6 +17,7 @@ __all__ = [
     "GradientMismatch",
     "assert_grad",
     "check_grad",
+    "check_hessian",
     "REGISTRY",
     "Derivation",
     "derivations",

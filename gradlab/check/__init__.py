@@ -6,6 +6,7 @@ and blame for composite losses, float32 checked beside a float64 copy, Hessians 
 """
 
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
+from gradlab.check._hessian import check_hessian
 from gradlab.check._report import GradReport
 
-__all__ = ["GradReport", "GradientMismatch", "assert_grad", "check_grad"]
+__all__ = ["GradReport", "GradientMismatch", "assert_grad", "check_grad", "check_hessian"]

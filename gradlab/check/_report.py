@@ -192,7 +192,8 @@ class GradReport:
             f"{indent}gradlab {self.title}: {'ok' if self.ok else 'MISMATCH'}  "
             f"(mode {self.mode}, {self.dtype}, rtol {_fmt(self.rtol)}"
             f"{'' if self.atol is None else ', atol ' + _fmt(self.atol)}; "
-            f"hand gradient {self.hand_witness})"
+            f"hand {'Hessian' if self.title == 'check_hessian' else 'gradient'} "
+            f"{self.hand_witness})"
         )
         lines = [head]
         rows = [
