@@ -3,6 +3,8 @@ devices (8 forced CPU devices, or one of two distributed processes) and save the
 
     python tests/_sweep_worker.py devices OUT.npz
     python tests/_sweep_worker.py distributed OUT.npz PROCESS_ID PORT
+    python tests/_sweep_worker.py checkpoint OUT.npz CHECKPOINT_DIR   (env SWEEP_KILL_AFTER=k:
+        os._exit(17) right after chunk k, as a killed process: no cleanup, no finally)
 """
 
 from __future__ import annotations
@@ -22,8 +24,37 @@ CASES = ((8, None, "highest"), (2, 16, "highest"), (8, None, "tensorfloat32"))
 DIST_CASES = CASES[1:2]  # several chunks over 2 processes x 2 devices
 
 
+def checkpointed(out: str, ckpt: str) -> None:
+    import numpy as np
+    from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
+
+    from gradlab.sweep import sweep
+
+    kill_after = int(os.environ.get("SWEEP_KILL_AFTER", "0"))
+    ran = []
+
+    def progress(info):
+        ran.append(info.done)
+        if info.chunk == kill_after:
+            os._exit(17)
+
+    X, y = linreg_data()
+    res = sweep(
+        gd_train(X, y),
+        reference_sweep_grid(),
+        lane_block=2,
+        chunk_size=4,
+        checkpoint=ckpt,
+        progress=progress,
+    )
+    res.to_csv(out + ".csv")
+    np.savez(out, *jax.tree.leaves(res.outputs), ran=np.asarray(ran, np.int64))
+
+
 def main(argv: list[str]) -> None:
     mode, out = argv[0], argv[1]
+    if mode == "checkpoint":
+        return checkpointed(out, argv[2])
     if mode == "distributed":
         pid, port = int(argv[2]), argv[3]
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
