@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from gradlab.derivations import elastic_net, entropy, l1, l2, logistic_regression, mse
+from gradlab.derivations import (
+    elastic_net,
+    entropy,
+    l1,
+    l2,
+    logistic_mixture,
+    logistic_mixture_stable,
+    logistic_regression,
+    mse,
+    softmax_nll,
+)
 from gradlab.derivations._derivation import Derivation
 
 REGISTRY: dict[str, Derivation] = {
@@ -18,6 +28,11 @@ REGISTRY: dict[str, Derivation] = {
         entropy.MIRAGE,
         entropy.MIRAGE_MAXENT,
         logistic_regression.LOGISTIC_REGRESSION,
+        softmax_nll.SOFTMAX_NLL,
+        logistic_mixture.SEED,
+        logistic_mixture.SEED_EDGE,
+        logistic_mixture_stable.STABLE,
+        logistic_mixture_stable.STABLE_EDGE,
     )
 }
 
