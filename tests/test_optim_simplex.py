@@ -118,6 +118,14 @@ class TestExponentiatedGradient:
         # the state remembers how small the others are (log-weights -1e4, -2e4), finitely
         np.testing.assert_allclose(state.log_params, [0.0, -1e4, -2e4], rtol=1e-12, atol=1e-12)
 
+    def test_overflowing_step_gives_no_nan(self):
+        # eta * g overflows to inf in every coordinate: without the shift by min(g) of eq. (2)
+        # logsumexp(-inf, ...) is -inf and the update is NaN; with it, the mass moves to the
+        # smallest gradient.
+        g = jnp.array([1e307, 2e307, 3e307])
+        new, _ = _one_step(exponentiated_gradient(100.0), g, jnp.full(3, 1 / 3))
+        np.testing.assert_array_equal(new, [1.0, 0.0, 0.0])
+
     def test_a_weight_pushed_to_exp_minus_1000_comes_back(self):
         # Stored as log-weight -1000, not as 0.0 in the params (where log 0 = -inf would trap it).
         opt = exponentiated_gradient(1.0)

@@ -51,6 +51,7 @@ dropped, as ``lstsq`` does, so (5) gives the minimum-norm least-squares solution
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -107,6 +108,11 @@ def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None)
       True
     """
     _check_data(X, y)
+    return _lstsq(X, y, fit_intercept, rcond)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _lstsq(X, y, fit_intercept, rcond):
     Xc, yc, x_mean, y_mean = _center(X, y, fit_intercept)
     w = jnp.linalg.lstsq(Xc, yc, rcond=rcond)[0]  # (1)
     b = y_mean - x_mean @ w if fit_intercept else y_mean
@@ -140,17 +146,14 @@ def normal_equation(
         checked.
     """
     _check_data(X, y)
-    n = X.shape[0]
-    A = jnp.concatenate([jnp.ones((n, 1), X.dtype), X], axis=1) if fit_intercept else X
-    gram = A.T @ A
-    rhs = y @ A  # A^T y without copying A
-    if v.is_concrete(gram):
+    gram, rhs, cond = _normal_system(X, y, fit_intercept)
+    if v.is_concrete(cond):
         threshold = (
             float(np.finfo(np.dtype(X.dtype)).eps) ** -0.5
             if cond_threshold is None
             else float(cond_threshold)
         )
-        kappa = float(jnp.linalg.cond(gram))
+        kappa = float(cond)
         if not kappa <= threshold:  # also catches inf and nan
             warnings.warn(
                 f"normal_equation: cond(A^T A) = {kappa:.3g} exceeds {threshold:.3g} "
@@ -160,10 +163,22 @@ def normal_equation(
                 IllConditionedWarning,
                 stacklevel=2,
             )
-    theta = jnp.linalg.solve(gram, rhs)  # (2)
+    theta = _solve(gram, rhs)  # (2)
     if fit_intercept:
         return {"w": theta[1:], "b": theta[0]}
     return {"w": theta, "b": jnp.zeros((), X.dtype)}
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _normal_system(X, y, fit_intercept):
+    n = X.shape[0]
+    A = jnp.concatenate([jnp.ones((n, 1), X.dtype), X], axis=1) if fit_intercept else X
+    gram = A.T @ A
+    rhs = y @ A  # A^T y without copying A
+    return gram, rhs, jnp.linalg.cond(gram)
+
+
+_solve = jax.jit(jnp.linalg.solve)
 
 
 def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) -> dict:
@@ -198,6 +213,11 @@ def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) 
     v.check_ndim("lams", lams, 1)
     v.check_finite("lams", lams)
     v.check_nonnegative("lams", lams)
+    return _ridge_path(X, y, lams, fit_intercept)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _ridge_path(X, y, lams, fit_intercept):
     n, d = X.shape
     Xc, yc, x_mean, y_mean = _center(X, y, fit_intercept)
     U, s, Vt = jnp.linalg.svd(Xc, full_matrices=False)
