@@ -4,9 +4,21 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
-from gradlab import derivations
+from gradlab import derivations, optim
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
+from gradlab.optim import (
+    IllConditionedWarning,
+    exponentiated_gradient,
+    fista,
+    fista_iterate,
+    ista,
+    lstsq,
+    normal_equation,
+    projected,
+    prox_l1,
+    ridge_path,
+)
 from gradlab.sweep import SweepResult, sweep
 from gradlab.train import EarlyStop, FitResult, fit, stability
 
@@ -21,6 +33,17 @@ __all__ = [
     "REGISTRY",
     "Derivation",
     "derivations",
+    "optim",
+    "IllConditionedWarning",
+    "exponentiated_gradient",
+    "fista",
+    "fista_iterate",
+    "ista",
+    "lstsq",
+    "normal_equation",
+    "projected",
+    "prox_l1",
+    "ridge_path",
     "EarlyStop",
     "FitResult",
     "fit",
