@@ -8,6 +8,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
 
@@ -291,3 +292,31 @@ def test_memory_budget_sets_chunks():
     whole = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=False)
     assert whole.meta["chunk_size"] == 8
     _assert_tree_equal(res.outputs, whole.outputs)
+
+
+class TestFitRows:
+    """A ``gradlab.fit`` train function: rows read the FitResult by duck typing."""
+
+    def test_rows_from_fit_results(self):
+        from gradlab import fit
+
+        x = np.linspace(0, 10, 80)
+        X = np.c_[np.ones_like(x), x]
+        y = 2.5 + 1.7 * x + np.random.default_rng(42).normal(0, 1.0, 80)
+
+        def loss(w, X, y):
+            r = X @ w - y
+            return r @ r / X.shape[0]
+
+        def train(hp, key):
+            return fit(loss, jnp.zeros(2), (X, y), optax.sgd(hp["lr"]), 200, record_every=10)
+
+        res = sweep(train, {"lr": [0.001, 0.01, 0.05, 0.2]}, progress=False)  # seed 002's lrs
+        assert res.diverged.tolist() == [False, False, True, True]  # bound 2/68.5 = 0.029
+        assert res.columns["steps_taken"][:2].tolist() == [200, 200]
+        assert np.all(res.columns["steps_taken"][2:] < 200)
+        np.testing.assert_array_equal(res.columns["loss"], res.history["loss"][:, -1])
+        assert set(res.columns) >= {"loss", "grad_norm", "stopped_early", "precision"}
+        assert res.history_steps.tolist() == list(range(10, 201, 10))
+        assert res.best("loss")["lr"] == 0.01
+        assert res.params.shape == (4, 2)

@@ -10,9 +10,20 @@ Bitwise reproducibility, precision and multi-host use (GPU clusters, TPU pods) a
 ``gradlab.sweep._run``; the Gram path's scope in ``gradlab.sweep._gram``.
 """
 
+from gradlab.sweep._gram import QuadraticFit, quadratic_train, sweep_quadratic
 from gradlab.sweep._grid import Grid, make_grid
 from gradlab.sweep._progress import ProgressInfo
 from gradlab.sweep._result import SweepResult
 from gradlab.sweep._run import config_key, sweep
 
-__all__ = ["Grid", "ProgressInfo", "SweepResult", "config_key", "make_grid", "sweep"]
+__all__ = [
+    "Grid",
+    "ProgressInfo",
+    "QuadraticFit",
+    "SweepResult",
+    "config_key",
+    "make_grid",
+    "quadratic_train",
+    "sweep",
+    "sweep_quadratic",
+]
