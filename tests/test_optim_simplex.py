@@ -14,6 +14,7 @@ import optax
 import pytest
 from _optim_loop import compiled
 
+import gradlab
 from gradlab.optim import ExponentiatedGradientState, exponentiated_gradient, project, projected
 
 
@@ -78,6 +79,19 @@ class TestSameOptimum:
         ):
             assert (np.asarray(theta) >= 0).all()
             np.testing.assert_allclose(float(jnp.sum(theta)), 1.0, rtol=0, atol=1e-14)
+
+    def test_through_gradlab_fit(self, simplex_ls):
+        # The package's own loop drives the transformation like the local one, step for step.
+        X, y, _, L_inf = simplex_ls
+        eta = np.asarray(1 / L_inf)
+        res = jax.jit(
+            lambda t0: gradlab.fit(
+                _ls_loss, t0, (X, y), exponentiated_gradient(eta), 3000, record_every=3000
+            )
+        )(jnp.full(5, 0.2))
+        local, _, _ = EG(jnp.full(5, 0.2), (eta,), X, y)
+        np.testing.assert_allclose(res.params, local, rtol=1e-13, atol=1e-15)
+        assert not bool(res.diverged) and int(res.steps_taken) == 3000
 
     def test_vmap_over_learning_rate(self, simplex_ls):
         X, y, _, L_inf = simplex_ls
