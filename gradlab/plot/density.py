@@ -13,6 +13,7 @@ def plot_densities(
     data: Sequence[int],
     densities: Mapping[str, Sequence[float]],
     *,
+    components: Mapping[str, Sequence[float]] | None = None,
     title: str = "",
     xlabel: str = "x",
     ax=None,
@@ -22,6 +23,8 @@ def plot_densities(
     Args:
       data: integer samples in ``{0, ..., d-1}``.
       densities: ``{model: (d,) probabilities}``, each summing to 1 over the support.
+      components: ``{label: (d,) weighted component masses}`` (a mixture's ``pi_i p_i``), drawn
+        thin and dashed under the densities.
 
     Returns:
       The matplotlib figure.
@@ -38,11 +41,15 @@ def plot_densities(
     fig, ax = new_axes(ax, figsize=(8.0, 4.5))
     support = np.arange(d)
     ax.bar(support, freq, width=1.0, color="0.8", edgecolor="0.6", label="data (empirical)")
-    for label, p in densities.items():
-        p = np.asarray(p, dtype=float)
-        if p.shape != (d,):
-            raise ValueError(f"densities[{label!r}] must have shape ({d},); got {p.shape}")
-        ax.step(support, p, where="mid", linewidth=1.6, label=label)
+    for name, group, style in (
+        ("components", components or {}, dict(linewidth=0.9, linestyle="--", alpha=0.8)),
+        ("densities", densities, dict(linewidth=1.8)),
+    ):
+        for label, p in group.items():
+            p = np.asarray(p, dtype=float)
+            if p.shape != (d,):
+                raise ValueError(f"{name}[{label!r}] must have shape ({d},); got {p.shape}")
+            ax.step(support, p, where="mid", label=label, **style)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("probability")
