@@ -272,11 +272,24 @@ def _check_one(
     dtype,
 ) -> GradReport:
     params = _tree.get_params(args, argnums)
-    hand = _witnesses.hand(grad, args)
+    ad_cache: dict[str, Any] = {}
+    pre = None
+    if mode == "full" and fd_args is args and not fd_cache:
+        pre = _witnesses.fused(loss, grad, args, argnums, budget)
+    if pre is not None:
+        hand, value0, g0, fd0 = pre
+        if np.shape(value0) != ():
+            _witnesses.check_scalar_loss(loss, args)
+        ad = _tree.check_grad_tree("jax.grad(loss)", g0, params, argnums, leaves)
+        ad_cache["value"] = float(value0)
+        ad_cache["leaves"] = [np.asarray(x, np.float64) for x in ad]
+        offs = np.cumsum([0] + [leaf.size for leaf in leaves])
+        for j in range(len(leaves)):
+            fd_cache[j] = fd0.slice(offs[j], offs[j + 1])
+    else:
+        hand = _witnesses.hand(grad, args)
     h_leaves = _tree.check_grad_tree("grad(*args)", hand.value, params, argnums, leaves)
     h_leaves = [np.asarray(x, np.float64) for x in h_leaves]
-
-    ad_cache: dict[str, Any] = {}
 
     def autodiff():
         if "value" not in ad_cache:

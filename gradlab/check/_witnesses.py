@@ -135,24 +135,68 @@ def steps(x: np.ndarray, dtype) -> np.ndarray:
     return np.exp2(np.round(np.log2(raw))).astype(dtype)
 
 
+def fd_values(loss: Callable, argnums, chunk: int, args, h, idx):
+    """Traceable: the four loss values of eq. (1)-(2) for the raveled elements ``idx``.
+
+    ``chunk`` elements are ``vmap``-ed at a time, the chunks mapped sequentially (``lax.map``),
+    so at most ``4 * chunk`` perturbed copies live at once.
+    """
+    x, unravel = ravel_pytree(_tree.get_params(args, argnums))
+
+    def f_at(xv):
+        return loss(*_tree.set_params(args, argnums, unravel(xv)))
+
+    def four(i):
+        hi = h[i]
+        s = jnp.stack([hi, -hi, 0.5 * hi, -0.5 * hi])
+        return jax.vmap(lambda d: f_at(x.at[i].add(d)))(s)
+
+    n = idx.shape[0]
+    if n <= chunk:
+        return jax.vmap(four)(idx)
+    pad = (-n) % chunk
+    blocks = jnp.concatenate([idx, jnp.zeros(pad, idx.dtype)]).reshape(-1, chunk)
+    return jax.lax.map(jax.vmap(four), blocks).reshape(-1, 4)[:n]
+
+
 @functools.lru_cache(maxsize=256)
 def _fd_flat(loss: Callable, argnums, chunk: int) -> Callable:
-    """One jitted program per loss: every leaf, raveled into one vector, in chunks of elements."""
+    return jax.jit(functools.partial(fd_values, loss, argnums, chunk))
+
+
+@functools.lru_cache(maxsize=256)
+def _fused(loss: Callable, grad: Callable, argnums, chunk: int) -> Callable:
+    """Hand, value, autodiff and the finite differences in one program (one compile, not three)."""
 
     def run(args, h, idx):
-        x, unravel = ravel_pytree(_tree.get_params(args, argnums))
-
-        def f_at(xv):
-            return loss(*_tree.set_params(args, argnums, unravel(xv)))
-
-        def four(i):
-            hi = h[i]
-            s = jnp.stack([hi, -hi, 0.5 * hi, -0.5 * hi])
-            return jax.vmap(lambda d: f_at(x.at[i].add(d)))(s)
-
-        return jax.lax.map(four, idx, batch_size=chunk)
+        value, ad = jax.value_and_grad(loss, argnums)(*args)
+        return grad(*args), value, ad, fd_values(loss, argnums, chunk, args, h, idx)
 
     return jax.jit(run)
+
+
+def fused(loss: Callable, grad: Callable, args: tuple, argnums, budget_bytes: int):
+    """``(Hand, value, autodiff, FD)`` from one jitted program, or None when ``grad`` does not
+    trace (or anything else fails: the caller then runs the witnesses one by one)."""
+    if id(grad) in _UNTRACEABLE:
+        return None
+    x, _ = ravel_pytree(_tree.get_params(args, argnums))
+    x = np.asarray(x)
+    dtype = x.dtype
+    h = steps(x, dtype)
+    idx = np.arange(x.size, dtype=np.int32)
+    chunk = chunk_size(args, idx.size, budget_bytes)
+    try:
+        g, value, ad, vals = _fused(loss, grad, argnums, chunk)(args, jnp.asarray(h), idx)
+    except Exception:  # noqa: BLE001 - the one-by-one path raises the precise error
+        return None
+    fd = FD(
+        np.asarray(vals, np.float64),
+        h.astype(np.float64),
+        float(value),
+        float(np.finfo(dtype).eps),
+    )
+    return Hand(g, True, "traced with jax.jit"), value, ad, fd
 
 
 def chunk_size(args: tuple, n: int, budget_bytes: int) -> int:
