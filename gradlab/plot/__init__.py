@@ -6,6 +6,7 @@ from gradlab.plot.curves import plot_curves
 from gradlab.plot.density import plot_densities
 from gradlab.plot.diagnostics import plot_fits, plot_residuals
 from gradlab.plot.landscape import plot_landscape
+from gradlab.plot.sweep import plot_divergence_frontier, plot_sweep_curves, plot_sweep_heatmap
 from gradlab.plot.weights import plot_bars, plot_weights
 
 __all__ = [
@@ -13,10 +14,13 @@ __all__ = [
     "plot_bars",
     "plot_convergence",
     "plot_curves",
+    "plot_divergence_frontier",
     "plot_densities",
     "plot_fits",
     "plot_landscape",
     "plot_residuals",
+    "plot_sweep_curves",
+    "plot_sweep_heatmap",
     "plot_weights",
     "save_figure",
 ]

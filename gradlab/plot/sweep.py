@@ -1,0 +1,227 @@
+r"""Figures of a ``SweepResult``: loss curves by learning rate, a heatmap over a 2-D grid, and the
+divergence frontier against gradient descent's stability bound.
+
+The frontier figure draws the bound of ``gradlab.train.stability`` eq. (2): on a quadratic
+objective with Hessian :math:`H`, gradient descent converges iff
+
+.. math::  0 < \alpha < 2 / \lambda_{\max}(H)                                             \tag{1}
+
+so the sweep's empirical frontier (largest stable, smallest diverged learning rate) should
+straddle the vertical line at :math:`2/\lambda_{\max}`.
+
+matplotlib is imported on first use (the ``plot`` extra); without it every function raises a
+``ModuleNotFoundError`` that says how to install it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gradlab.plot._mpl import new_axes, pyplot, save_figure
+
+
+def _column(result, name: str) -> np.ndarray:
+    table = result.table()
+    if name not in table:
+        raise ValueError(f"the sweep has no column {name!r}; its columns are {list(table)}")
+    return np.asarray(table[name])
+
+
+def _finish(fig, path):
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_sweep_curves(
+    result,
+    *,
+    hparam: str = "lr",
+    metric: str = "loss",
+    logy: bool = True,
+    title: str = "",
+    ax=None,
+    path: str | os.PathLike | None = None,
+):
+    """One history curve per configuration, coloured by ``hparam`` on a log colour scale;
+    diverged runs dashed (drawn up to their last finite value).
+
+    Args:
+      result: a ``SweepResult`` whose ``history`` holds ``metric`` (e.g. a ``gradlab.fit`` or
+        ``sweep_quadratic`` sweep).
+      hparam: the grid name that sets the colour (positive values: log scale).
+      metric: the history to draw.
+      logy: logarithmic metric axis.
+      title: text.
+      ax: draw into these axes.
+      path: also save the figure there (PNG).
+
+    Returns:
+      The matplotlib figure.
+    """
+    hist = result.history.get(metric)
+    if hist is None:
+        raise ValueError(
+            f"the sweep's outputs record no {metric!r} history; histories: {list(result.history)}"
+        )
+    values = _column(result, hparam).astype(float)
+    plt = pyplot()
+    from matplotlib.colors import LogNorm, Normalize
+
+    positive = np.all(values > 0)
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        lo, hi = (lo / 2, hi * 2) if positive else (lo - 1, hi + 1)
+    norm = LogNorm(lo, hi) if positive else Normalize(lo, hi)
+    cmap = plt.get_cmap("viridis")
+    steps = result.history_steps
+    hist = np.asarray(hist, dtype=float)
+    x = np.asarray(steps, float) if steps is not None else np.arange(1, hist.shape[1] + 1.0)
+    fig, ax = new_axes(ax)
+    div = result.diverged
+    for i in np.argsort(values, kind="stable"):
+        y = hist[i].copy()
+        bad = ~np.isfinite(y)
+        if bad.any():
+            y[np.argmax(bad) :] = np.nan
+        ax.plot(x, y, color=cmap(norm(values[i])), lw=1.0, ls="--" if div[i] else "-", alpha=0.85)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label=hparam + (" (log scale)" if positive else ""))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric)
+    n_div = int(np.sum(div))
+    ax.set_title(title or f"{metric} by {hparam}: {len(values)} runs, {n_div} diverged (dashed)")
+    ax.grid(True, alpha=0.3)
+    return _finish(fig, path)
+
+
+def _axis_values(result, name):
+    col = _column(result, name)
+    uniq = np.unique(col)
+    return col, uniq
+
+
+def plot_sweep_heatmap(
+    result,
+    x: str = "lr",
+    y: str = "l2",
+    *,
+    metric: str = "loss",
+    reduce: str = "mean",
+    log: bool = True,
+    title: str = "",
+    ax=None,
+    path: str | os.PathLike | None = None,
+):
+    """Final ``metric`` over the grid of ``x`` by ``y`` as a heatmap; cells with a diverged run
+    are grey and marked with a cross.
+
+    Configurations that share an ``(x, y)`` cell (other grid names such as ``seed``) are combined
+    with ``reduce`` (``"mean"``, ``"median"``, ``"min"`` or ``"max"``) over their non-diverged
+    runs.
+
+    Returns:
+      The matplotlib figure.
+    """
+    reducers = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}
+    if reduce not in reducers:
+        raise ValueError(f"reduce must be one of {sorted(reducers)}; got {reduce!r}")
+    if x == y:
+        raise ValueError(f"x and y must be two different grid names; got {x!r} twice")
+    xc, xs = _axis_values(result, x)
+    yc, ys = _axis_values(result, y)
+    vals = _column(result, metric).astype(float)
+    div = result.diverged
+    Z = np.full((len(ys), len(xs)), np.nan)
+    D = np.zeros((len(ys), len(xs)), bool)
+    for iy, yv in enumerate(ys):
+        for ix, xv in enumerate(xs):
+            m = (xc == xv) & (yc == yv)
+            if not m.any():
+                continue
+            D[iy, ix] = bool(div[m].any())
+            ok = m & ~div & np.isfinite(vals)
+            if ok.any():
+                Z[iy, ix] = reducers[reduce](vals[ok])
+    plt = pyplot()
+    from matplotlib.colors import LogNorm
+
+    fig, ax = new_axes(ax)
+    finite = Z[np.isfinite(Z)]
+    norm = LogNorm() if log and finite.size and np.all(finite > 0) else None
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
+    mesh = ax.imshow(np.ma.masked_invalid(Z), origin="lower", aspect="auto", cmap=cmap, norm=norm)
+    fig.colorbar(mesh, ax=ax, label=f"final {metric} ({reduce})")
+    iy, ix = np.nonzero(D)
+    ax.scatter(ix, iy, marker="x", color="red", s=40, label="diverged")
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs], rotation=60, fontsize=7)
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys], fontsize=7)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    if D.any():
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"final {metric} over {x} x {y}")
+    return _finish(fig, path)
+
+
+def plot_divergence_frontier(
+    result,
+    bound: float | None = None,
+    *,
+    hparam: str = "lr",
+    metric: str = "loss",
+    title: str = "",
+    ax=None,
+    path: str | os.PathLike | None = None,
+):
+    """Final ``metric`` against ``hparam`` (log axis), diverged runs as red crosses on top, the
+    empirical frontier shaded, and the stability bound ``2 / lambda_max`` of eq. (1) as a
+    vertical line.
+
+    Args:
+      result: a ``SweepResult``.
+      bound: the predicted largest stable learning rate, e.g.
+        ``gradlab.train.max_stable_lr(loss, params, *data)``; ``None`` draws no line.
+      hparam, metric: the grid name on the x axis, the column on the y axis.
+
+    Returns:
+      The matplotlib figure.
+    """
+    xs = _column(result, hparam).astype(float)
+    vals = _column(result, metric).astype(float)
+    div = result.diverged
+    fig, ax = new_axes(ax)
+    ok = ~div & np.isfinite(vals)
+    ax.scatter(xs[ok], vals[ok], s=14, color="tab:blue", label="converged / stable")
+    if ok.any():
+        top = float(np.nanmax(vals[ok]))
+        ymark = top * 3 if top > 0 else top + 1
+    else:
+        ymark = 1.0
+    if div.any():
+        ax.scatter(
+            xs[div], np.full(int(div.sum()), ymark), marker="x", color="red", s=30, label="diverged"
+        )
+    if ok.any() and div.any():
+        lo, hi = float(xs[ok].max()), float(xs[div].min())
+        if lo < hi:
+            ax.axvspan(lo, hi, color="orange", alpha=0.2, label="empirical frontier")
+    if bound is not None:
+        ax.axvline(float(bound), color="k", ls="--", label=f"2/lambda_max = {float(bound):.4g}")
+    if np.all(xs > 0):
+        ax.set_xscale("log")
+    if ok.any() and np.all(vals[ok] > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel(hparam)
+    ax.set_ylabel(f"final {metric}")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or f"divergence frontier in {hparam}")
+    return _finish(fig, path)
+
+
+__all__ = ["plot_divergence_frontier", "plot_sweep_curves", "plot_sweep_heatmap"]
