@@ -69,7 +69,7 @@ def check_derivation(
             mode=mode,
         )
     }
-    if hessian and not derivation.kinks:
+    if hessian:
         if derivation.hessian is not None:
             out["hessian"] = check_hessian(
                 derivation.loss, derivation.hessian, *args, argnums=derivation.argnums

@@ -334,6 +334,7 @@ def _check_one(
 
     eps = float(np.finfo(dtype).eps)
     n_total = 0
+    fd_agree = [0, 0]
     for pos, leaf in enumerate(leaves):
         n_total += leaf.size
         if mode == "fast":
@@ -359,6 +360,8 @@ def _check_one(
             leaf, h_leaves[pos], a_leaves[pos], fd, scale, rtol, atol, n_worst, eps
         )
         reports.append(rep)
+        fd_agree[0] += int(parts["fd_agree"].sum())
+        fd_agree[1] += int(parts["n"])
         kinks += kk
         nonfinite += nf
         verdicts += _leaf_verdicts(leaf, rep, parts)
@@ -403,6 +406,7 @@ def _check_one(
         nonfinite=tuple(nonfinite),
         blame=tuple(blame),
         verdicts=tuple(verdicts),
+        fd_agree=(fd_agree[0], fd_agree[1]),
     )
 
 

@@ -159,6 +159,7 @@ class GradReport:
     terms: dict[str, GradReport] = dataclasses.field(default_factory=dict)
     float64_copy: GradReport | None = None
     title: str = "check_grad"
+    fd_agree: tuple[int, int] = (0, 0)
 
     def __bool__(self) -> bool:
         return bool(self.ok)
@@ -182,6 +183,7 @@ class GradReport:
             "dtypes": [d.to_dict() for d in self.dtypes],
             "terms": {name: r.to_dict() for name, r in self.terms.items()},
             "float64_copy": None if self.float64_copy is None else self.float64_copy.to_dict(),
+            "fd_agree": list(self.fd_agree),
         }
 
     def __str__(self) -> str:

@@ -1,0 +1,114 @@
+"""``gradlab check``: the registry table, a user's own derivation (module:function or .npz
+arguments), JSON output and exit statuses."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from gradlab.cli import main
+
+USER_MODULE = textwrap.dedent(
+    """
+    import jax.numpy as jnp
+    import numpy as np
+
+    def loss(p, X, y):
+        r = X @ p["w"] - y
+        return 0.5 * jnp.mean(r ** 2) + 0.1 * jnp.sum(p["w"] ** 2)
+
+    def grad(p, X, y):
+        r = X @ p["w"] - y
+        return {"w": r @ X / X.shape[0] + 0.2 * p["w"]}
+
+    def grad_bug(p, X, y):  # numpy, L2 factor 2 missing
+        X, y, w = np.asarray(X), np.asarray(y), np.asarray(p["w"])
+        return {"w": X.T @ (X @ w - y) / X.shape[0] + 0.1 * w}
+
+    def make_args():
+        rng = np.random.default_rng(0)
+        return {"w": rng.normal(size=3)}, rng.normal(size=(10, 3)), rng.normal(size=10)
+    """
+)
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "cli_user_mod.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_registry_subset_prints_the_table_and_exits_zero(capsys, tmp_path):
+    out_json = tmp_path / "reg.json"
+    assert main(["check", "mse_mean", "l1", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("derivation"))
+    assert "hand~autodiff rel err" in header and "fd agrees" in header and "kinks" in header
+    assert any(line.startswith("mse_mean") and line.endswith("ok") for line in lines)
+    assert "2 check(s), 0 mismatch(es)" in out
+    data = json.loads(out_json.read_text())
+    assert data["mse_mean@16x3"]["grad"]["ok"] is True and "hessian" in data["mse_mean@16x3"]
+
+
+def test_user_derivation_with_module_args(user_module, capsys):
+    assert (
+        main(
+            ["check", "cli_user_mod:loss", "cli_user_mod:grad", "--args", "cli_user_mod:make_args"]
+        )
+        == 0
+    )
+    assert "ok" in capsys.readouterr().out
+    code = main(
+        [
+            "check",
+            "cli_user_mod:loss",
+            "cli_user_mod:grad_bug",
+            "--args",
+            "cli_user_mod:make_args",
+            "--json",
+            "bug.json",
+        ]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "eagerly" in out and "['w']" in out
+    data = json.loads((user_module / "bug.json").read_text())
+    assert data["ok"] is False and data["leaves"][0]["path"] == "['w']"
+
+
+def test_user_derivation_with_npz_args(user_module, capsys):
+    rng = np.random.default_rng(1)
+    np.savez(
+        user_module / "point.npz",
+        **{"0.w": rng.normal(size=3), "1": rng.normal(size=(8, 3)), "2": rng.normal(size=8)},
+    )
+    assert (
+        main(
+            [
+                "check",
+                "cli_user_mod.py:loss",
+                "cli_user_mod.py:grad",
+                "--args",
+                "point.npz",
+                "--mode",
+                "fast",
+            ]
+        )
+        == 0
+    )
+
+
+def test_bad_invocations_exit_two_with_a_message(user_module, capsys):
+    assert main(["check", "no_such_derivation"]) == 2
+    assert "unknown derivation" in capsys.readouterr().err
+    assert main(["check", "cli_user_mod:loss"]) == 2
+    assert "exactly two" in capsys.readouterr().err
+    assert main(["check", "cli_user_mod:loss", "cli_user_mod:grad"]) == 2
+    assert "needs --args" in capsys.readouterr().err
+    assert main(["check", "cli_user_mod:loss", "cli_user_mod:nope", "--args", "x:y"]) == 2
+    assert "has no attribute 'nope'" in capsys.readouterr().err
