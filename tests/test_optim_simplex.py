@@ -177,6 +177,25 @@ class TestExponentiatedGradient:
         np.testing.assert_allclose(a, want, rtol=1e-15)
         np.testing.assert_allclose(b, want, rtol=1e-15)
 
+    def test_simplex_leaf_of_a_larger_model(self):
+        # Mixture weights on the simplex, means free: optax.partition routes each leaf.
+        params = {"mu": jnp.array([0.0, 2.0]), "pi": jnp.array([0.25, 0.75])}
+        grads = {"mu": jnp.array([1.0, -1.0]), "pi": jnp.array([1.0, 0.0])}
+        opt = optax.partition(
+            {"simplex": exponentiated_gradient(0.5), "free": optax.sgd(0.1)},
+            {"mu": "free", "pi": "simplex"},
+        )
+        new, _ = _one_step(opt, grads, params)
+        w = np.array([0.25 * np.exp(-0.5), 0.75])
+        np.testing.assert_allclose(new["pi"], w / w.sum(), rtol=1e-15)
+        np.testing.assert_allclose(new["mu"], [-0.1, 2.1], rtol=1e-15)
+        # routing the free leaf to EG by mistake is caught at init, naming the leaf
+        wrong = optax.partition(
+            {"simplex": exponentiated_gradient(0.5)}, {"mu": "simplex", "pi": "simplex"}
+        )
+        with pytest.raises(ValueError, match=r"params\['mu'\] must sum to 1"):
+            wrong.init(params)
+
     def test_float32(self):
         theta = jnp.full(4, 0.25, jnp.float32)
         new, state = _one_step(

@@ -1,4 +1,4 @@
-"""Optimizers optax lacks, as ``optax.GradientTransformation`` s, and closed-form oracles.
+"""Optimizers optax lacks, as optax gradient transformations, and closed-form oracles.
 
 One algorithm per module:
 
