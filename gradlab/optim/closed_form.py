@@ -27,7 +27,8 @@ when
 (:math:`6.7\times10^{7}` in float64, :math:`2.9\times10^{3}` in float32): past it, fewer than
 half of the digits of :math:`\theta` can be trusted (error above :math:`\sqrt\epsilon
 \approx 1.5\times10^{-8}` in float64, the tolerance gradlab's tests compare optimizers at),
-while (1) still delivers about :math:`\kappa(A)\,\epsilon`, the square root of that error.
+while (1), on the centered data, delivers about :math:`\kappa(X_c)\,\epsilon` when the
+residual is small, and centering removes the conditioning that the ones column adds.
 
 **Ridge**, in gradlab's two equivalent conventions (seed 001 and seed 002 scalings):
 
