@@ -29,6 +29,7 @@ the histogram), ``loss.png`` (train NLL, hand and autodiff, against the entropy 
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -60,11 +61,27 @@ def seed_init(d: int, seed: int = 0) -> dict:
     }
 
 
-def bin_probs(params, d: int) -> np.ndarray:
-    """``p(x)`` on every bin ``0..d-1`` (edge bins included), from the model's own NLL per bin."""
+def _bin_probs(params, d: int) -> jax.Array:
     xs = jnp.arange(d, dtype=jnp.int32)
     nll_one = jax.vmap(lambda x: lm.logistic_mixture_stable_edge_nll(params, x[None], d))
-    return np.exp(-np.asarray(nll_one(xs)))
+    return jnp.exp(-nll_one(xs))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def bin_probs(params, d: int) -> jax.Array:
+    """``p(x)`` on every bin ``0..d-1`` (edge bins included), from the model's own NLL per bin."""
+    return _bin_probs(params, d)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def component_masses(params, d: int) -> jax.Array:
+    """``(K, d)``: ``pi_i p_i(x)`` of each component on every bin (they sum to ``p(x)``)."""
+    pi = jax.nn.softmax(params["logit_pi"])
+
+    def one(mu, log_s):
+        return _bin_probs({"mu": mu[None], "log_s": log_s[None], "logit_pi": jnp.zeros(1)}, d)
+
+    return pi[:, None] * jax.vmap(one)(params["mu"], params["log_s"])
 
 
 def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixture") -> dict:
@@ -102,23 +119,16 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         )
         H = empirical_entropy(train, d)
         nll = float(r_hand.loss)
-        p = bin_probs(r_hand.params, d)
-        comps = {}
+        p = np.asarray(bin_probs(r_hand.params, d))
         seed_form = lm.to_seed(r_hand.params)
-        for i in range(K):
-            one = {
-                "mu": r_hand.params["mu"][i : i + 1],
-                "log_s": r_hand.params["log_s"][i : i + 1],
-                "logit_pi": jnp.zeros(1),
-            }
-            comps[f"component {i} (pi={float(seed_form['pi'][i]):.2f})"] = float(
-                seed_form["pi"][i]
-            ) * bin_probs(one, d)
+        masses = np.asarray(component_masses(r_hand.params, d))
+        comps = {f"component {i} (pi={float(seed_form['pi'][i]):.2f})": masses[i] for i in range(K)}
         metrics[f"check_ok_d{d}"] = bool(rep.ok)
         metrics[f"nll_d{d}"] = nll
         metrics[f"entropy_d{d}"] = H
         metrics[f"gap_d{d}"] = nll - H
-        metrics[f"test_nll_d{d}"] = float(loss(r_hand.params, xt))
+        metrics[f"test_nll_d{d}"] = float(jax.jit(loss)(r_hand.params, xt))
+        metrics[f"components_sum_to_p_d{d}"] = float(np.max(np.abs(masses.sum(axis=0) - p)))
         metrics[f"bins_sum_to_one_d{d}"] = float(np.sum(p))
         metrics[f"hand_vs_autodiff_d{d}"] = diff
         metrics[f"min_train_nll_along_path_d{d}"] = float(min(h_hand.min(), h_auto.min()))

@@ -327,7 +327,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/regularized_r
     steps = 3000 if quick else 6000
     mask = {"w": True, "b": False}
     lr_md = 0.5 * float(max_stable_lr(mse.mse_half_mean, params0, X, y))  # 1 / L
-    lr_code = 0.5 * float(max_stable_lr(mse.mse_mean, params0, X, y))
+    lr_code = 0.5 * lr_md  # mse_mean = 2 mse_half_mean: twice the curvature, half the step
     lam_grid = jnp.asarray([CASES[k] for k in CASES])
 
     def fit_md(lams):
