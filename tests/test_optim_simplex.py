@@ -210,12 +210,11 @@ class TestExponentiatedGradient:
 class TestProjected:
     def test_lands_on_the_simplex_from_anywhere(self):
         opt = projected(optax.sgd(0.1), optax.projections.projection_simplex)
-        params = jnp.array([3.0, -1.0, 0.5])  # infeasible start
-        new, _ = _one_step(opt, jnp.array([1.0, -2.0, 0.0]), params)
-        # x + u with u = P(x - 0.1 g) - x: one rounding away from the projection of [2.9, -0.8, 0.5]
-        np.testing.assert_allclose(
-            new, optax.projections.projection_simplex(jnp.array([2.9, -0.8, 0.5])), atol=1e-15
-        )
+        params = jnp.array([0.6, 0.1, 0.5, -0.4])  # infeasible start
+        new, _ = _one_step(opt, jnp.array([1.0, -2.0, 0.0, 1.0]), params)
+        # x - 0.1 g = [0.5, 0.3, 0.5, -0.5]; its projection subtracts tau = 0.1 from the
+        # entries above tau and zeroes the rest: [0.4, 0.2, 0.4, 0]. x + u is one rounding away.
+        np.testing.assert_allclose(new, [0.4, 0.2, 0.4, 0.0], rtol=0, atol=1e-15)
         assert (np.asarray(new) >= 0).all()
         np.testing.assert_allclose(float(new.sum()), 1.0, atol=1e-15)
 
