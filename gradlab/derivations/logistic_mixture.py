@@ -64,6 +64,10 @@ subtracted). Then :math:`\partial L / \partial \theta = -\frac1N \sum_n \sum_i r
 
 (9) equals (4) term by term: :math:`\pi_i e^{\ell_i}/p = r_i` and
 :math:`\sigma'(\alpha) - \sigma'(\beta) = (\sigma(\alpha) - \sigma(\beta))(u - w)`.
+A weight exactly 0 is allowed (:math:`\log \pi_i = -\infty`, :math:`r_i = 0`); (9) then gives the
+right finite :math:`\partial L/\partial \pi_i` (the loss is linear in :math:`\pi_i`), while
+``jax.grad`` of this log-space loss returns NaN there (:math:`0 \cdot \infty` through
+:math:`\log 0`): compare at :math:`\pi_i > 0`.
 
 PixelCNN++ edge bins (Salimans et al. 2017, eq. 2): the first bin takes all mass below
 :math:`\tfrac12`, the last all mass above :math:`d - \tfrac32`:
@@ -202,11 +206,19 @@ def mixture_terms(mu, s, log_pi, x, d, *, edge: bool):
 # ---- the seed's parametrization {"mu", "s", "pi"} -----------------------------------------------
 
 
-def _nll(params, x, d, edge):
+def logistic_mixture_log_prob(params, x, d, *, edge: bool = False) -> jax.Array:
+    """``log p(x_n)`` for every observation, ``(N,)``: eq. (7) (with eq. (10) when ``edge``).
+
+    With ``x = arange(d)`` its exponentials sum to 1 with ``edge=True`` and to less than 1
+    without, eq. (10).
+    """
     _check(params, x, d, edge)
     _, _, ell = log_bins(params["mu"], params["s"], x, d, edge=edge)
-    log_p = jax.nn.logsumexp(jnp.log(params["pi"])[None, :] + ell, axis=1)  # (7)
-    return -jnp.mean(log_p)  # (3)
+    return jax.nn.logsumexp(jnp.log(params["pi"])[None, :] + ell, axis=1)  # (7)
+
+
+def _nll(params, x, d, edge):
+    return -jnp.mean(logistic_mixture_log_prob(params, x, d, edge=edge))  # (3)
 
 
 def _grad(params, x, d, edge):

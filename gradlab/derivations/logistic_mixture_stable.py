@@ -72,12 +72,17 @@ def to_stable(params):
     return {"mu": params["mu"], "log_s": jnp.log(params["s"]), "logit_pi": jnp.log(params["pi"])}
 
 
-def _nll(params, x, d, edge):
+def logistic_mixture_stable_log_prob(params, x, d, *, edge: bool = False) -> jax.Array:
+    """``log p(x_n)`` for every observation, ``(N,)``: eqs. (7), (11) (and (10) when ``edge``)."""
     _check(params, x, d, edge)
     s = jnp.exp(params["log_s"])  # (11)
     log_pi = jax.nn.log_softmax(params["logit_pi"])  # (11)
     _, _, ell = _seed.log_bins(params["mu"], s, x, d, edge=edge)
-    return -jnp.mean(jax.nn.logsumexp(log_pi[None, :] + ell, axis=1))  # (3), (7)
+    return jax.nn.logsumexp(log_pi[None, :] + ell, axis=1)  # (7)
+
+
+def _nll(params, x, d, edge):
+    return -jnp.mean(logistic_mixture_stable_log_prob(params, x, d, edge=edge))  # (3)
 
 
 def _grad(params, x, d, edge):
