@@ -46,6 +46,10 @@ params are the extrapolated points :math:`y_k` of (5)-(6), not the iterates :mat
 iterate, the point carrying the sparsity pattern and the one to report, lives in the state:
 read it with :func:`fista_iterate` (it finds the state inside ``optax.chain`` or
 ``optax.inject_hyperparams``). ISTA has no such split: its params are its iterates.
+A loop that returns only the params (``gradlab.fit``'s ``FitResult.params``) returns
+:math:`y_k`: it converges to the same minimizer, and once the support has settled its zeros are
+exact too (:math:`y = x + \beta(x - x_{\text{prev}})` is 0 where both iterates are 0), but
+before that it is not sparse; read :math:`x_k` from the state for the sparsity pattern.
 """
 
 from __future__ import annotations
