@@ -17,6 +17,7 @@ import pytest
 from _optim_loop import compiled, run
 from sklearn.linear_model import ElasticNet, Lasso
 
+import gradlab
 from gradlab.derivations import elastic_net as en
 from gradlab.derivations import mse
 from gradlab.optim import FistaState, fista, fista_iterate, ista, prox_l1, soft_threshold
@@ -272,6 +273,18 @@ class TestComposition:
             fista_iterate(ref),
         )
         assert isinstance(ref, FistaState)
+
+    def test_through_gradlab_fit(self, lasso_data):
+        # gradlab.fit returns the params, i.e. FISTA's y_k: at convergence they are the lasso
+        # solution too, zeros included.
+        X, y = lasso_data
+        sk = _sk_params(Lasso(alpha=0.1, tol=1e-12, max_iter=100_000).fit(X, y))
+        opt = fista(1 / _lipschitz(X), 0.1, mask=MASK)
+        res = gradlab.fit(
+            mse.mse_half_mean, _params0(8), (X, y), opt, 300, grad=GRAD, record_every=300
+        )
+        _assert_params_close(res.params, sk, atol=1e-8)
+        np.testing.assert_array_equal(np.asarray(res.params["w"]) == 0, sk["w"] == 0)
 
     def test_vmap_over_lam_equals_single_runs(self, lasso_data):
         X, y = lasso_data
