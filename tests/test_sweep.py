@@ -16,6 +16,8 @@ from gradlab.sweep import SweepResult, config_key, make_grid, sweep
 
 X32, Y32 = linreg_data(dtype=jnp.float32)
 TRAIN = gd_train(X32, Y32)
+TRAIN60 = gd_train(X32, Y32, steps=60)  # long enough for large lrs to overflow
+ALONE = jax.jit(TRAIN)  # shared: one compilation per precision for the whole module
 
 
 def _assert_tree_equal(a, b):
@@ -91,7 +93,7 @@ class TestLaneEquality:
         res = sweep(
             TRAIN, reference_sweep_grid(), lane_block=1, progress=False, precision=precision
         )
-        alone = jax.jit(TRAIN)
+        alone = ALONE
         with jax.default_matmul_precision(precision):
             for i in range(len(res)):
                 hp = {k: jnp.asarray(v) for k, v in res.grid.row(i).items()}
@@ -129,7 +131,7 @@ class TestLaneEquality:
     def test_vectorized_lanes_agree_with_jit_train_to_rounding(self, ref_sweep):
         # Bitwise is only promised at equal lane_block (see _run): a GEMM and a GEMV sum in
         # different orders. They still agree to float32 rounding over 25 steps.
-        alone = jax.jit(TRAIN)
+        alone = ALONE
         for i in range(0, len(ref_sweep), 5):
             hp = {k: jnp.asarray(v) for k, v in ref_sweep.grid.row(i).items()}
             if ref_sweep.diverged[i]:
@@ -166,7 +168,7 @@ class TestTable:
 
     def test_best_ignores_diverged_rows(self):
         lrs = np.array([1e-3, 1e-2, 0.1, 50.0, 1e4], np.float32)
-        res = sweep(gd_train(X32, Y32, steps=60), {"lr": lrs}, progress=False)
+        res = sweep(TRAIN60, {"lr": lrs}, progress=False)
         assert res.diverged.tolist() == [False, False, False, True, True]
         best = res.best("loss")
         finite = res.columns["loss"][~res.diverged]
@@ -178,7 +180,7 @@ class TestTable:
             ref_sweep.best("accuracy")
         with pytest.raises(ValueError, match="mode must be"):
             ref_sweep.best("loss", mode="lowest")
-        res = sweep(gd_train(X32, Y32, steps=60), {"lr": [1e4, 1e5]}, progress=False)
+        res = sweep(TRAIN60, {"lr": [1e4, 1e5]}, progress=False)
         with pytest.raises(ValueError, match="no row has a finite"):
             res.best("loss")
 
@@ -198,7 +200,7 @@ class TestTable:
         assert json.loads((tmp_path / "t.json").read_text()) == doc
 
     def test_json_writes_null_for_non_finite(self):
-        res = sweep(gd_train(X32, Y32, steps=60), {"lr": [1e-3, 1e5]}, progress=False)
+        res = sweep(TRAIN60, {"lr": [1e-3, 1e5]}, progress=False)
         doc = json.loads(res.to_json())
         cols = doc["columns"]
         assert doc["rows"][1][cols.index("loss")] is None

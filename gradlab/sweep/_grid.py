@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -87,10 +88,11 @@ def _as_values(name: str, values) -> np.ndarray:
         bad = int(np.argwhere(~np.isfinite(a))[0, 0])
         raise ValueError(f"grid[{name!r}] must be finite; got {a[bad]} at index {bad}")
     # The dtype train sees: jax's default for the kind (float32 unless x64 is on), so a lane and
-    # a lone run given the same Python number get the same bits. Arrays keep their own dtype.
+    # a lone run given the same Python number get the same bits. Arrays keep their own dtype
+    # when jax has it (float64 becomes float32 without x64, as jnp.asarray would make it).
     if not hasattr(values, "dtype"):
-        a = np.asarray(jnp.asarray(a))
-    return a
+        return np.asarray(jnp.asarray(a))
+    return a.astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False)
 
 
 def make_grid(grid: Mapping | Grid, combine: str = "product") -> Grid:
