@@ -253,7 +253,7 @@ def sweep(
       ...     w, losses = jax.lax.scan(step, jnp.zeros(2), None, length=20)
       ...     return {"loss": losses[-1], "w": w}
       >>> res = gradlab.sweep(train, {"lr": [0.01, 0.1]}, progress=False)
-      >>> res.best("loss")["lr"]
+      >>> round(res.best("loss")["lr"], 6)
       0.1
     """
     if not callable(train):
