@@ -39,11 +39,12 @@ def make_gallery(
         "",
     ]
     for name, summary in known.items():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         metrics, _ = cli_run.run_one(name, directory, Path(out), quick)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         failed = [c for c, ok in (metrics.get("checks") or {}).items() if not ok]
-        print(f"{name}: {seconds:.1f} s, {len(metrics.get('plots', {}))} plots, failed {failed}")
+        n_plots = len(metrics.get("plots", {}))
+        print(f"{name}: wall {seconds:.1f} s, cpu {cpu:.1f} s, {n_plots} plots, failed {failed}")
         target = Path(gallery) / name
         if target.exists():
             shutil.rmtree(target)

@@ -44,9 +44,18 @@ def plot_landscape(
             f"Z must have shape (len(ys), len(xs)) = {(ys.shape[0], xs.shape[0])}; "
             f"got xs {xs.shape}, ys {ys.shape}, Z {Z.shape}"
         )
+    paths = {k: np.asarray(p, dtype=float) for k, p in (paths or {}).items()}
+    for label, p in paths.items():
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise ValueError(f"paths[{label!r}] must have shape (k, 2); got {p.shape}")
+    zmin, zmax = float(np.nanmin(Z)), float(np.nanmax(Z))
+    if not np.isfinite(zmin) or not np.isfinite(zmax) or not zmax > zmin:
+        raise ValueError(
+            f"Z must hold finite values that vary (contour levels need a range); got min {zmin}, "
+            f"max {zmax}"
+        )
     plt = pyplot()
     X, Y = np.meshgrid(xs, ys)
-    zmin, zmax = float(np.nanmin(Z)), float(np.nanmax(Z))
     lv = zmin + (zmax - zmin) * np.linspace(0.0, 1.0, levels + 1)[1:] ** 2
     if surface:
         fig = plt.figure(figsize=(13.0, 5.0))
@@ -60,10 +69,7 @@ def plot_landscape(
         fig, ax = plt.subplots(figsize=(7.0, 5.0))
     cs = ax.contour(X, Y, Z, levels=lv, cmap="viridis", linewidths=0.8)
     fig.colorbar(cs, ax=ax, label="loss")
-    for label, path in (paths or {}).items():
-        p = np.asarray(path, dtype=float)
-        if p.ndim != 2 or p.shape[1] != 2:
-            raise ValueError(f"paths[{label!r}] must have shape (k, 2); got {p.shape}")
+    for label, p in paths.items():
         p = p[np.all(np.isfinite(p), axis=1)]
         line = ax.plot(p[:, 0], p[:, 1], marker="o", markersize=2.5, linewidth=1.0, label=label)
         if p.shape[0]:
