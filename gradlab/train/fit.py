@@ -56,11 +56,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -271,8 +273,37 @@ def _all_finite(tree: PyTree) -> jax.Array:
     )
 
 
-def _keep(accept: jax.Array, new: PyTree, old: PyTree) -> PyTree:
-    return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, old)  # (3)
+_ZERO = np.zeros((), np.int32)
+
+
+class _Packing:
+    """The carried pytree as one flat buffer per dtype, so that the freeze (3) is one select per
+    buffer rather than one per leaf (on XLA:CPU each select is its own kernel launch, and for
+    small models those launches are the loop's cost). Packing and unpacking are exact."""
+
+    def __init__(self, tree: PyTree):
+        leaves, self.treedef = jax.tree.flatten(tree)
+        self.meta = [(tuple(jnp.shape(x)), jnp.result_type(x)) for x in leaves]
+        self.dtypes = sorted({dt for _, dt in self.meta}, key=str)
+
+    def pack(self, tree: PyTree) -> tuple[jax.Array, ...]:
+        leaves = jax.tree.leaves(tree)
+        return tuple(
+            jnp.concatenate(
+                [jnp.ravel(x) for x, (_, dt) in zip(leaves, self.meta, strict=True) if dt == d]
+            )
+            for d in self.dtypes
+        )
+
+    def unpack(self, buffers: tuple[jax.Array, ...]) -> PyTree:
+        offset = dict.fromkeys(self.dtypes, 0)
+        leaves = []
+        for shape, dt in self.meta:
+            size, start = math.prod(shape), offset[dt]
+            buf = buffers[self.dtypes.index(dt)]
+            leaves.append(buf[start : start + size].reshape(shape))
+            offset[dt] = start + size
+        return jax.tree.unflatten(self.treedef, leaves)
 
 
 def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, bound):
@@ -296,19 +327,19 @@ def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, 
         else jnp.asarray(bound, dtype=loss0.dtype)
     )  # (2)
     ok0 = jnp.isfinite(loss0) & _all_finite(params0) & _all_finite(g0)
-    carry0 = _Carry(
-        params=params0,
-        opt_state=optimizer.init(params0),
-        loss=loss0,
-        grad=g0,
-        step=jnp.zeros((), jnp.int32),
-        stall=jnp.zeros((), jnp.int32),
-        stopped=jnp.array(False),
-        diverged=~ok0,
-        taken=jnp.zeros((), jnp.int32),
-    )
+    state0 = (params0, optimizer.init(params0), g0)
+    packing = _Packing(state0)
+    counters0 = jnp.stack([_ZERO, _ZERO, _ZERO, _ZERO, (~ok0).astype(jnp.int32)])
 
-    def step(s: _Carry) -> _Carry:
+    def unpack(buffers, loss_, counters) -> _Carry:
+        params, opt_state, grad_ = packing.unpack(buffers)
+        step_, stall, taken, stopped, diverged = (counters[i] for i in range(5))
+        return _Carry(
+            params, opt_state, loss_, grad_, step_, stall, stopped != 0, diverged != 0, taken
+        )
+
+    def step(packed):
+        s = unpack(*packed)
         active = ~(s.stopped | s.diverged)
         if batched:
             idx = sample(key, s.step, cfg.n, cfg.batch_size)
@@ -333,26 +364,29 @@ def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, 
             small = (s.loss - new_loss) < tol  # (4)
             stall = jnp.where(accept, jnp.where(small, stall + 1, 0), stall)
             stopped = stopped | (accept & (stall >= cfg.patience))
-        return _Carry(
-            params=_keep(accept, params, s.params),
-            opt_state=_keep(accept, opt_state, s.opt_state),
-            loss=jnp.where(accept, new_loss, s.loss),
-            grad=_keep(accept, new_grad, s.grad),
-            step=s.step + 1,
-            stall=stall,
-            stopped=stopped,
-            diverged=s.diverged | (active & bad),  # (3)
-            taken=s.taken + accept.astype(jnp.int32),
+        new = packing.pack((params, opt_state, new_grad))
+        buffers = tuple(jnp.where(accept, a, b) for a, b in zip(new, packed[0], strict=True))  # (3)
+        kept_loss = jnp.where(accept, new_loss, s.loss)
+        counters = jnp.stack(
+            [
+                s.step + 1,
+                stall,
+                s.taken + accept.astype(jnp.int32),
+                stopped.astype(jnp.int32),
+                (s.diverged | (active & bad)).astype(jnp.int32),  # (3)
+            ]
         )
+        return buffers, kept_loss, counters
 
-    def record(s: _Carry) -> dict[str, jax.Array]:
+    def record(packed) -> dict[str, jax.Array]:
+        s = unpack(*packed)
         g = grad_fn(s.params, *data) if batched else s.grad
         hist = {"loss": s.loss, "grad_norm": optax.tree.norm(g)}  # (5)
         for name, fn in metrics:
             hist[name] = fn(s.params)
         return hist
 
-    def block(s: _Carry, _) -> tuple[_Carry, dict[str, jax.Array]]:
+    def block(s, _):
         if cfg.record_every == 1:
             s = step(s)
         else:
@@ -363,7 +397,10 @@ def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, 
 
     n_records = cfg.steps // cfg.record_every
     outer_unroll = cfg.unroll if cfg.record_every == 1 else 1
-    last, history = lax.scan(block, carry0, None, length=n_records, unroll=outer_unroll)
+    packed, history = lax.scan(
+        block, (packing.pack(state0), loss0, counters0), None, length=n_records, unroll=outer_unroll
+    )
+    last = unpack(*packed)
     return FitResult(
         params=last.params,
         history=history,
