@@ -16,7 +16,10 @@ digitized on ``linspace(0, 1, 100)`` (values clipped to ``d - 1``); 80% train, 2
 Model ``p_theta = softmax(theta)`` (``gradlab.derivations.softmax_nll``), loss
 ``L = -(1/N) sum log p_theta(x_i)`` in nats, gradient ``p_theta - c/N`` (the seed's
 ``-(1/N) sum (e_x - p)``). Trained with ``optax.adam`` through ``gradlab.train.fit`` twice, with
-the hand gradient and with ``jax.grad``: the two trajectories agree to ~1e-15 (asserted 1e-10).
+the hand gradient and with ``jax.grad``: the two trajectories (the loss at every step and the
+fitted ``p``) agree to ~1e-13 (asserted 1e-10). The raw logits of bins empty in train drift to
+``-inf`` and are unidentified; adam divides their vanishing gradients by vanishing second
+moments, so they are reported (``hand_vs_autodiff_logits``) but not compared.
 
 Lower bound. For any model, the train NLL is at least the empirical entropy of the train data,
 ``H = -sum_k (c_k/N) log (c_k/N)`` (Gibbs' inequality), with equality only at
@@ -119,9 +122,14 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/histogram_sof
         metrics[f"nll_bits_d{d}"] = nll / math.log(2)
         metrics[f"test_nll_d{d}"] = float(sm.softmax_nll(r_hand.params, xt))
         metrics[f"uniform_nll_d{d}"] = math.log(d)
+        p_auto = np.asarray(jax.nn.softmax(r_auto.params["theta"]))
+        # the model is p = softmax(theta): compare p and the loss path. The logits of bins empty
+        # in train drift towards -inf, where they are unidentified and adam divides their tiny
+        # gradients by tiny second moments, so their raw values are no measure of agreement.
         metrics[f"hand_vs_autodiff_d{d}"] = float(
-            max(np.max(np.abs(th_hand - th_auto)), np.max(np.abs(h_hand - h_auto)))
+            max(np.max(np.abs(p - p_auto)), np.max(np.abs(h_hand - h_auto)))
         )
+        metrics[f"hand_vs_autodiff_logits_d{d}"] = float(np.max(np.abs(th_hand - th_auto)))
         metrics[f"min_train_nll_along_path_d{d}"] = float(min(h_hand.min(), h_auto.min()))
         curves[f"d={d} hand"] = h_hand
         curves[f"d={d} autodiff"] = h_auto
