@@ -247,44 +247,56 @@ def fd_all(loss: Callable, args: tuple, argnums, f0: float, budget_bytes: int, i
 # ---- directional (fast mode) -----------------------------------------------------------------
 
 
+def _jvp_values(loss: Callable, argnums, args, V, h):
+    """Traceable: per row ``v`` of ``V`` (raveled directions), the JVP of the loss along ``v`` and
+    the four loss values ``f(x +- h v)``, ``f(x +- h/2 v)`` of eq. (1)-(2)."""
+    x, unravel = ravel_pytree(_tree.get_params(args, argnums))
+
+    def f(xv):
+        return loss(*_tree.set_params(args, argnums, unravel(xv)))
+
+    def one(v):
+        _, t = jax.jvp(f, (x,), (v,))
+        s = jnp.stack([h, -h, 0.5 * h, -0.5 * h])
+        return t, jax.vmap(lambda d: f(x + d * v))(s)
+
+    return jax.vmap(one)(V)
+
+
 @functools.lru_cache(maxsize=256)
-def _directional(loss: Callable, argnums, pos: int) -> Callable:
-    """JVPs of the loss and four loss values along each direction ``v`` on leaf ``pos``."""
+def _directional(loss: Callable, argnums) -> Callable:
+    return jax.jit(functools.partial(_jvp_values, loss, argnums))
 
-    def run(args, vs, h):
-        params = _tree.get_params(args, argnums)
-        flat, tdef = jax.tree.flatten(params)
 
-        def f_at(xl):
-            new = list(flat)
-            new[pos] = xl
-            return loss(*_tree.set_params(args, argnums, tdef.unflatten(new)))
-
-        x = flat[pos]
-
-        def one(v):
-            _, jvp = jax.jvp(f_at, (x,), (v,))
-            s = jnp.stack([h, -h, 0.5 * h, -0.5 * h])
-            vals = jax.vmap(lambda d: f_at(x + d * v))(s)
-            return jvp, vals
-
-        return jax.vmap(one)(vs)
+@functools.lru_cache(maxsize=256)
+def _fused_fast(loss: Callable, grad: Callable, argnums) -> Callable:
+    def run(args, V, h):
+        return (grad(*args), *_jvp_values(loss, argnums, args, V, h))
 
     return jax.jit(run)
 
 
-def directional(loss: Callable, args: tuple, argnums, pos: int, vs: jax.Array, f0: float):
-    """``(jvp (k,), FD)`` along the rows of ``vs`` (``(k, *leaf.shape)``), eq. (1)-(2)."""
-    x = np.asarray(jax.tree.leaves(_tree.get_params(args, argnums))[pos])
+def directional(loss: Callable, grad: Callable, args: tuple, argnums, V: np.ndarray):
+    """``(Hand or None, jvp (m,), FD)`` along the rows of ``V``; the hand gradient is computed in
+    the same program when it traces (None otherwise: the caller calls it eagerly)."""
+    x, _ = ravel_pytree(_tree.get_params(args, argnums))
+    x = np.asarray(x)
     dtype = x.dtype
     scale = max(1.0, float(np.max(np.abs(x)))) if x.size else 1.0
-    h = float(steps(np.asarray([scale]), dtype)[0])
-    jvp, vals = _directional(loss, argnums, pos)(args, vs, jnp.asarray(h, dtype))
-    k = vals.shape[0]
-    fd = FD(
-        np.asarray(vals, np.float64),
-        np.full(k, h, np.float64),
-        float(f0),
-        float(np.finfo(dtype).eps),
-    )
-    return np.asarray(jvp, np.float64), fd
+    h = jnp.asarray(steps(np.asarray([scale]), dtype)[0], dtype)
+    Vj = jnp.asarray(V, dtype)
+    hand_ = None
+    out = None
+    if id(grad) not in _UNTRACEABLE:
+        try:
+            g, jvp, vals = _fused_fast(loss, grad, argnums)(args, Vj, h)
+            hand_ = Hand(g, True, "traced with jax.jit")
+            out = (jvp, vals)
+        except Exception:  # noqa: BLE001 - the one-by-one path raises the precise error
+            out = None
+    if out is None:
+        out = _directional(loss, argnums)(args, Vj, h)
+    jvp, vals = out
+    m = V.shape[0]
+    fd = FD(np.asarray(vals, np.float64), np.full(m, float(h)), 0.0, float(np.finfo(dtype).eps))
+    return hand_, np.asarray(jvp, np.float64), fd
