@@ -60,7 +60,7 @@ def _optax_loop(loss, opt, params, steps, data, batches=None):
         d = data if batches is None else tuple(a[batches[t]] for a in data)
         params, s, val = step(params, s, d)
         hist.append(val)
-    return params, jnp.stack(hist)
+    return params, jnp.stack(hist), s
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
@@ -68,10 +68,13 @@ def test_matches_handwritten_optax_loop(name):
     opt = optax.sgd(0.02) if name == "sgd" else optax.adam(0.1)
     steps = 60
     res = gradlab.fit(mse_mean, P0, (X, Y), opt, steps)
-    p_ref, h_ref = _optax_loop(mse_mean, opt, P0, steps, (X, Y))
+    p_ref, h_ref, s_ref = _optax_loop(mse_mean, opt, P0, steps, (X, Y))
     np.testing.assert_allclose(res.history["loss"], h_ref, rtol=1e-13)
     for k in P0:
         np.testing.assert_allclose(res.params[k], p_ref[k], rtol=1e-13)
+    assert jax.tree.structure(res.opt_state) == jax.tree.structure(s_ref)
+    for a, b in zip(jax.tree.leaves(res.opt_state), jax.tree.leaves(s_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
     assert not res.diverged and res.steps_taken == steps and not res.stopped_early
     np.testing.assert_array_equal(res.history_steps, np.arange(1, steps + 1))
 
@@ -81,7 +84,7 @@ def test_minibatch_matches_handwritten_loop_with_the_same_batches():
     key = jax.random.key(3)
     res = gradlab.fit(mse_mean, P0, (X, Y), optax.sgd(0.01), steps, key=key, batch_size=b)
     batches = [np.asarray(_batching.without_replacement(key, t, N, b)) for t in range(steps)]
-    p_ref, h_ref = _optax_loop(mse_mean, optax.sgd(0.01), P0, steps, (X, Y), batches)
+    p_ref, h_ref, _ = _optax_loop(mse_mean, optax.sgd(0.01), P0, steps, (X, Y), batches)
     np.testing.assert_allclose(res.history["loss"], h_ref, rtol=1e-13)
     np.testing.assert_allclose(res.params["w"], p_ref["w"], rtol=1e-13)
 
@@ -97,6 +100,19 @@ def test_hand_gradient_and_autodiff_give_the_same_trajectory():
             np.testing.assert_allclose(hand.params[k], auto.params[k], rtol=1e-12, atol=0)
         for k in ("loss", "grad_norm"):
             np.testing.assert_allclose(hand.history[k], auto.history[k], rtol=1e-12, atol=0)
+
+
+def test_the_hand_gradient_is_the_one_used():
+    """sgd with grad 2g at rate lr is sgd with g at 2 lr, bit for bit (scaling by 2 is exact)."""
+
+    def twice(p, X, y):
+        return jax.tree.map(lambda g: 2.0 * g, mse_mean_grad(p, X, y))
+
+    a = gradlab.fit(mse_mean, P0, (X, Y), optax.sgd(0.005), 50, grad=twice)
+    b = gradlab.fit(mse_mean, P0, (X, Y), optax.sgd(0.01), 50)
+    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    c = gradlab.fit(mse_mean, P0, (X, Y), optax.sgd(0.005), 50)
+    assert not np.array_equal(a.params["w"], c.params["w"])
 
 
 # ---- oracles: lstsq and ridge ---------------------------------------------------------------

@@ -100,6 +100,8 @@ class FitResult:
       diverged: bool, the run hit eq. (2) (and froze).
       stopped_early: bool, the run met eq. (4).
       steps_taken: int32, accepted steps (``steps`` for a run that neither diverged nor stopped).
+      opt_state: the optimizer state at ``params`` (e.g. for ``gradlab.optim.fista_iterate``,
+        whose iterate lives in the state while ``params`` is the extrapolated point).
       precision: the matmul precision the loop was traced under.
     """
 
@@ -110,6 +112,7 @@ class FitResult:
     diverged: jax.Array
     stopped_early: jax.Array
     steps_taken: jax.Array
+    opt_state: PyTree = None
     precision: str = "highest"
 
 
@@ -123,6 +126,7 @@ jax.tree_util.register_dataclass(
         "diverged",
         "stopped_early",
         "steps_taken",
+        "opt_state",
     ],
     meta_fields=["precision"],
 )
@@ -409,4 +413,5 @@ def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, 
         diverged=last.diverged,
         stopped_early=last.stopped,
         steps_taken=last.taken,
+        opt_state=last.opt_state,
     )
