@@ -14,6 +14,7 @@ gallery is drawn by hand.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -24,9 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_gallery(
-    quick: bool = False, out: Path = Path("results"), gallery: Path = ROOT / "docs" / "gallery"
+    quick: bool = False,
+    out: Path = Path("results"),
+    gallery: Path = ROOT / "docs" / "gallery",
+    names: list[str] | None = None,
 ) -> Path:
-    """Run every experiment, copy its plots into ``gallery``, write ``gallery.md`` beside it."""
+    """Run the experiments ``names`` (all when ``None``), copy every experiment's plots into
+    ``gallery`` and write ``gallery.md`` beside it; an experiment not run this time is taken
+    from its ``<out>/<name>/metrics.json`` of an earlier run."""
     directory = cli_run.find_experiments_dir(Path(__file__).resolve().parent)
     known = cli_run.list_experiments(directory)
     lines = [
@@ -39,12 +45,17 @@ def make_gallery(
         "",
     ]
     for name, summary in known.items():
-        start, cpu = time.perf_counter(), time.process_time()
-        metrics, _ = cli_run.run_one(name, directory, Path(out), quick)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        failed = [c for c, ok in (metrics.get("checks") or {}).items() if not ok]
-        n_plots = len(metrics.get("plots", {}))
-        print(f"{name}: wall {seconds:.1f} s, cpu {cpu:.1f} s, {n_plots} plots, failed {failed}")
+        if names is None or name in names:
+            start, cpu = time.perf_counter(), time.process_time()
+            metrics, _ = cli_run.run_one(name, directory, Path(out), quick)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+            failed = [c for c, ok in (metrics.get("checks") or {}).items() if not ok]
+            n_plots = len(metrics.get("plots", {}))
+            print(
+                f"{name}: wall {seconds:.1f} s, cpu {cpu:.1f} s, {n_plots} plots, failed {failed}"
+            )
+        else:
+            metrics = json.loads((Path(out) / name / "metrics.json").read_text())
         target = Path(gallery) / name
         if target.exists():
             shutil.rmtree(target)
@@ -70,11 +81,13 @@ def make_gallery(
 
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="experiments to rerun (default: all)")
     parser.add_argument("--quick", action="store_true", help="the CI sizes")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root")
     parser.add_argument("--gallery", type=Path, default=ROOT / "docs" / "gallery")
     args = parser.parse_args()
-    print(f"wrote {make_gallery(args.quick, args.out, args.gallery)}")
+    md = make_gallery(args.quick, args.out, args.gallery, args.names or None)
+    print(f"wrote {md}")
 
 
 if __name__ == "__main__":
