@@ -107,7 +107,7 @@ def plot_convergence(
             p = loglog_slope(x, y, lo, hi)
             sel = keep & (x >= lo) & (x <= hi)
             c = np.mean(np.log(y[sel]) - p * np.log(x[sel]))
-            text = f"{label}: slope {p:+.2f} on [{lo:g}, {hi:g}]"
+            text = f"{label}: slope {p:+.2f} on [{lo:.3g}, {hi:.3g}]"
             (line,) = ax.loglog(x[keep], y[keep], label=text)
             xs = np.array([lo, hi], dtype=float)
             ax.loglog(xs, np.exp(c) * xs**p, ":", color=line.get_color(), lw=3, alpha=0.6)
