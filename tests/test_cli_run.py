@@ -129,3 +129,18 @@ def test_format_summary():
         {"a": 1.23456789, "b": [1, 2], "c": "x", "checks": {"p": True, "q": False}}
     )
     assert "1.23457" in text and "b" not in text.split("\n")[1] and "[FAILED] q" in text
+
+
+def test_experiments_run_in_float64():
+    import subprocess
+    import sys
+
+    code = "import experiments, jax; print(jax.config.jax_enable_x64)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cli_run.find_experiments_dir().parent,
+    )
+    assert out.stdout.strip() == "True"
