@@ -141,7 +141,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/linreg_gd") -
             h = hist[i, :steps_seed].copy()
             if div[i]:
                 h[int(taken[i]) :] = np.inf  # frozen entries: mark the divergence for the plot
-            curves[f"alpha={lr}"] = h
+            curves[f"alpha={lr}"] = (np.arange(1, steps_seed + 1), h)
     metrics["seed_lr_loss_after_200_steps"] = finals
     metrics["diverged_lrs"] = diverged
     metrics["diverged_at_step"] = diverged_at

@@ -36,7 +36,7 @@ def plot_curves(
     """Plot named curves (loss against step) on one axes and return the figure.
 
     A curve that reaches ``inf``/``nan`` (a diverged run) is drawn up to its last finite value and
-    its label gets ``(diverged at step k)``, so a divergence is visible rather than a blank axes.
+    its label gets ``(diverged at <xlabel> x)``, so a divergence is visible, not a blank axes.
 
     Args:
       curves: ``{label: values}`` or ``{label: (steps, values)}``.
@@ -56,7 +56,7 @@ def plot_curves(
         bad = ~np.isfinite(y)
         if bad.any():
             k = int(np.argmax(bad))
-            label = f"{label} (diverged at step {int(x[k])})"
+            label = f"{label} (diverged at {xlabel} {x[k]:g})"
             x, y = x[:k], y[:k]
         ax.plot(x, y, label=str(label))
     if hline is not None:
