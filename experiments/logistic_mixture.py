@@ -16,9 +16,10 @@ with 4 components, initialized as the seed does (``mu ~ U(0, d-1)``, ``s = exp(U
 with the PixelCNN++ edge bins, so the bins sum to one and the NLL is a proper cross-entropy; plain
 gradient steps on the seed's own ``{mu, s, pi}`` would leave ``s > 0`` and the simplex. The
 hand gradient (the seed's eq. (4) in log space, chained through the parametrization) and
-``jax.grad`` give the same trajectory under ``optax.adam`` and under plain gradient descent
-(``optax.sgd(0.05)``; adam alone could not tell a gradient off by a constant factor), ~1e-13,
-asserted 1e-9.
+``jax.grad`` give the same parameter trajectory under plain gradient descent
+(``optax.sgd(0.05)``, ~1e-15, asserted 1e-9) and the same loss path under ``optax.adam``
+(~1e-13). Adam alone could not tell a gradient off by a constant factor, and under it the
+parameters of a component whose weight dies drift apart (unidentified; reported, not compared).
 
 The NLL (nats) is reported against the empirical entropy of the train data, the lower bound of
 any model's train NLL, and against the softmax model of ``histogram_softmax`` (``d`` free
@@ -131,7 +132,11 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         )
         h_hand = np.asarray(r_hand.history["loss"])
         h_auto = np.asarray(r_auto.history["loss"])
-        diff = max(_max_diff(r_hand.params, r_auto.params), float(np.max(np.abs(h_hand - h_auto))))
+        # under adam, compare the loss path: the parameters of a component whose weight pi_i
+        # dies are unidentified, and adam divides their vanishing gradients by vanishing second
+        # moments (reported as hand_vs_autodiff_adam_params, not compared)
+        diff = float(np.max(np.abs(h_hand - h_auto)))
+        metrics[f"hand_vs_autodiff_adam_params_d{d}"] = _max_diff(r_hand.params, r_auto.params)
         H = empirical_entropy(train, d)
         nll = float(r_hand.loss)
         p = np.asarray(bin_probs(r_hand.params, d))
@@ -145,7 +150,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         metrics[f"test_nll_d{d}"] = float(jax.jit(loss)(r_hand.params, xt))
         metrics[f"components_sum_to_p_d{d}"] = float(np.max(np.abs(masses.sum(axis=0) - p)))
         metrics[f"bins_sum_to_one_d{d}"] = float(np.sum(p))
-        metrics[f"hand_vs_autodiff_adam_d{d}"] = diff
+        metrics[f"hand_vs_autodiff_adam_loss_d{d}"] = diff
         metrics[f"hand_vs_autodiff_d{d}"] = max(diff, metrics[f"hand_vs_autodiff_sgd_d{d}"])
         metrics[f"min_train_nll_along_path_d{d}"] = float(min(h_hand.min(), h_auto.min()))
         metrics[f"params_d{d}"] = {k: np.asarray(v) for k, v in seed_form.items()}
