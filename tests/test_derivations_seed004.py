@@ -401,10 +401,11 @@ def test_mixture_bad_params_structure_and_edge_bins_need_two():
 
 
 def test_float32_extreme_parameters_stay_finite():
+    """A component 1e4 bins away with s = 4.5e-5 and weight ~1 - 2e-22: finite in float32 too."""
     p = {"mu": jnp.array([2.0, 1e4], jnp.float32), "log_s": jnp.array([0.0, -10.0], jnp.float32),
          "logit_pi": jnp.array([0.0, 50.0], jnp.float32)}  # fmt: skip
-    for edge in (False, True):
-        loss, grad = STABLE_VARIANTS[edge]
-        assert np.isfinite(float(loss(p, X_EXT, D_EXT)))
-        g = grad(p, X_EXT, D_EXT)
-        assert _finite(g) and all(leaf.dtype == jnp.float32 for leaf in g.values())
+    loss, grad = STABLE_VARIANTS[True]
+    assert np.isfinite(float(jit(loss)(p, X_EXT, D_EXT)))
+    g = jit(grad)(p, X_EXT, D_EXT)
+    assert all(leaf.dtype == jnp.float32 for leaf in g.values())
+    _close(g, jgrad(loss)(p, X_EXT, D_EXT), rtol=2.0**8 * float(np.finfo(np.float32).eps))
