@@ -1,6 +1,6 @@
 """Figures from fits, reports and sweeps (matplotlib, the ``plot`` extra, imported lazily)."""
 
-from gradlab.plot._mpl import save_figure
+from gradlab.plot._mpl import pyplot, save_figure
 from gradlab.plot.convergence import loglog_slope, plot_convergence
 from gradlab.plot.curves import plot_curves
 from gradlab.plot.density import plot_densities
@@ -22,5 +22,6 @@ __all__ = [
     "plot_sweep_curves",
     "plot_sweep_heatmap",
     "plot_weights",
+    "pyplot",
     "save_figure",
 ]

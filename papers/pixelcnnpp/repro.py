@@ -32,8 +32,7 @@ import numpy as np
 import optax
 
 import gradlab
-from gradlab.plot import save_figure
-from gradlab.plot._mpl import pyplot
+from gradlab.plot import pyplot, save_figure
 
 jax.config.update("jax_enable_x64", True)
 
