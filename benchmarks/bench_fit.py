@@ -120,19 +120,29 @@ def main(quick: bool) -> None:
     theta, hist = batch_gd(Xs, ys, alpha=LR, iters=STEPS)
     t_seed = median_time(lambda: batch_gd(Xs, ys, alpha=LR, iters=STEPS), reps)
 
-    train = jax.jit(lambda lr: gradlab.fit(mse_mean, p0, (X, Y), optax.sgd(lr), STEPS))
-    compile_s, t_fit = compile_and_warm(lambda: train(LR), max(reps, 51))
-    res = train(LR)
+    lr = jnp.asarray(LR)  # an array argument, as a sweep passes it (a Python float costs a
+    # host-to-device conversion per call)
+    rows = []
+    for unroll in (1, 4):
+        train = jax.jit(
+            lambda lr, unroll=unroll: gradlab.fit(
+                mse_mean, p0, (X, Y), optax.sgd(lr), STEPS, unroll=unroll
+            )
+        )
+        compile_s, t_fit = compile_and_warm(lambda train=train: train(lr), max(reps, 51))
+        rows.append((unroll, compile_s, t_fit))
+    res = train(lr)
     err = max(
         abs(float(res.params["b"]) - theta[0, 0]),
         abs(float(res.params["w"][0]) - theta[1, 0]),
         float(np.max(np.abs(np.asarray(res.history["loss"]) - np.asarray(hist)))),
     )
     print("\n1. seed 002 batch GD, n=80, d=2, 400 steps, loss recorded every step (float64)")
-    print(f"{'':34s}{'time':>12s}{'ratio':>10s}")
-    print(f"{'seed numpy loop (batch_gd)':34s}{t_seed * 1e3:10.3f}ms{1.0:10.1f}")
-    print(f"{'gradlab.fit, jit, warm':34s}{t_fit * 1e3:10.3f}ms{t_seed / t_fit:9.1f}x")
-    print(f"{'gradlab.fit compile (once)':34s}{compile_s * 1e3:10.1f}ms")
+    print(f"{'':38s}{'time':>12s}{'ratio':>10s}{'compile':>11s}")
+    print(f"{'seed numpy loop (batch_gd)':38s}{t_seed * 1e3:10.3f}ms{1.0:10.1f}")
+    for unroll, compile_s, t_fit in rows:
+        label = f"gradlab.fit, jit, warm, unroll={unroll}"
+        print(f"{label:38s}{t_fit * 1e3:10.3f}ms{t_seed / t_fit:9.1f}x{compile_s * 1e3:9.0f}ms")
     print(f"max |gradlab - seed| over params and the 400 recorded losses: {err:.1e}")
 
     # 2. per-step cost ------------------------------------------------------------------------
@@ -140,7 +150,7 @@ def main(quick: bool) -> None:
     print(f"{'configuration':44s}{'per step':>12s}{'compile':>11s}")
     per_step = {}
     for record_every in (1, 1000):
-        for unroll in (1, 4, 8):
+        for unroll in (1, 2, 4, 8):
             fns = {
                 n: jax.jit(
                     lambda lr, n=n, record_every=record_every, unroll=unroll: gradlab.fit(
@@ -155,8 +165,8 @@ def main(quick: bool) -> None:
                 )
                 for n in (N_SMALL, N_BIG)
             }
-            c_small, t_small = compile_and_warm(lambda f=fns[N_SMALL]: f(LR), reps)
-            _, t_big = compile_and_warm(lambda f=fns[N_BIG]: f(LR), max(3, reps // 3))
+            c_small, t_small = compile_and_warm(lambda f=fns[N_SMALL]: f(lr), reps)
+            _, t_big = compile_and_warm(lambda f=fns[N_BIG]: f(lr), max(3, reps // 3))
             us = (t_big - t_small) / (N_BIG - N_SMALL) * 1e6
             per_step[(record_every, unroll)] = us
             label = f"autodiff, record_every={record_every}, unroll={unroll}"
@@ -171,7 +181,7 @@ def main(quick: bool) -> None:
                 mse_mean, p0, (X, Y), optax.sgd(lr), N_BIG, grad=g, record_every=1000, unroll=8
             )
         )
-        _, times[name] = compile_and_warm(lambda f=f: f(LR), max(3, reps // 3))
+        _, times[name] = compile_and_warm(lambda f=f: f(lr), max(3, reps // 3))
     base = times["autodiff (jax.grad)"]
     for name, t in times.items():
         print(f"{name:34s}{t * 1e3:10.2f}ms{base / t:9.2f}x")
