@@ -376,7 +376,11 @@ SGD = optax.sgd(0.01)
         ({"early_stop": gradlab.EarlyStop(tol=-1.0)}, ValueError, "tol must be >= 0"),
         ({"divergence_bound": -1.0}, ValueError, "divergence_bound must be > 0"),
         ({"metrics": {"loss": lambda p: p["b"]}}, ValueError, "taken"),
-        ({"metrics": {"w": lambda p: p["w"]}}, ValueError, "must return a scalar"),
+        (
+            {"metrics": {"w": lambda p: p["w"]}},
+            ValueError,
+            r"metrics\['w'\]\(params0\) must return a scalar",
+        ),
     ],
 )
 def test_bad_input_is_rejected_before_tracing(no_trace, kwargs, exc, match):

@@ -71,24 +71,27 @@ def check_data(data) -> tuple[tuple, int | None]:
     return data, n
 
 
-def check_loss(loss: Callable, params0, data: tuple) -> None:
-    """``loss(params0, *data)`` must trace to a real scalar; wraps its error otherwise."""
+def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> None:
+    """``loss(params0, *data)`` must trace to a real scalar; wraps its error otherwise.
+
+    ``what`` names the callable in messages (``metrics['w']`` for a metric, called on params).
+    """
+    call = f"{what}(params0, *data)" if what == "loss" else f"{what}(params0)"
     if not callable(loss):
-        raise TypeError(f"loss must be callable as loss(params, *data); got {loss!r}")
+        raise TypeError(f"{what} must be callable as {call}; got {loss!r}")
     try:
         out = jax.eval_shape(loss, params0, *data)
     except Exception as e:  # re-raised with what fit was given, chained to the cause
         raise ValueError(
-            f"loss(params0, *data) failed on params0 of shapes {_shapes(params0)} and data of "
-            f"shapes {_shapes(data)}: {type(e).__name__}: {e}"
+            f"{call} failed on params0 of shapes {_shapes(params0)} and data of shapes "
+            f"{_shapes(data)}: {type(e).__name__}: {e}"
         ) from e
     if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
         raise ValueError(
-            f"loss(params0, *data) must return a scalar; got {_shapes(out)}. Reduce it (mean or "
-            "sum) inside the loss"
+            f"{call} must return a scalar; got {_shapes(out)}. Reduce it (mean or sum) inside"
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"loss(params0, *data) must return a float; got dtype {out.dtype}")
+        raise TypeError(f"{call} must return a float; got dtype {out.dtype}")
 
 
 def check_grad(grad: Callable, params0, data: tuple) -> None:

@@ -245,8 +245,7 @@ def fit(
         c.check_grad(grad, params0, data)
     metric_fns = c.check_metrics(metrics)
     for name, fn in metric_fns:
-        c.check_loss(fn, params0, ())  # a metric is fn(params) -> scalar, checked alike
-        del name
+        c.check_loss(fn, params0, (), what=f"metrics[{name!r}]")
     batch_size = c.check_batching(batch_size, sampling, key, n)
     c.check_early_stop(early_stop)
     c.check_bound(divergence_bound)
