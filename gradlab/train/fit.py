@@ -199,7 +199,8 @@ def fit(
       early_stop: ``EarlyStop(tol, patience)``, eq. (4), or ``None``.
       divergence_bound: :math:`\beta` of eq. (2); ``None`` is ``1e6 * max(|L(params0)|, 1)``,
         ``float("inf")`` flags only non-finite losses. The initial loss is only checked for
-        finiteness.
+        finiteness: a run that starts at a non-finite loss (or gradient) is flagged diverged
+        with ``steps_taken == 0``, keeps ``params0``, and its history repeats that loss.
       precision: matmul precision the loop is traced under (static): ``"highest"`` (full
         float32 on GPU/TPU, the default), ``"tensorfloat32"``/``"default"`` to opt in to TF32.
       unroll: ``lax.scan`` unroll factor of the step loop (static): fewer loop iterations for
