@@ -8,8 +8,8 @@ matmuls XLA:CPU picks a different kernel for the batched product (a gemm instead
 another summation order), and in float64 its vectorized ``pow``/``sqrt`` paths (adam's bias
 correction) round differently from the scalar ones: such lanes match the lone run to a few ulp
 per step (tested at rtol 1e-12), and match *each other* bitwise when the same run sits at
-another position beside other neighbours in a batch of the same (or doubled) size: a lane's
-result depends on nothing but its own inputs and the batch size XLA compiled for.
+another position beside other neighbours in a batch of the same size: a lane's result depends
+on nothing but its own inputs and the batch size XLA compiled for.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def test_matmul_lanes_are_independent_bitwise_and_close_to_lone_runs():
     lr, lam, keys = _grid(jnp.float64)
     run = jax.jit(jax.vmap(train))
     full = run(lr, lam, keys)
-    # the same runs at other positions, beside other neighbours, in a batch of the same or a
-    # doubled size: bitwise the same (XLA's kernel choice depends on the batch size only)
-    for order in ([5, 2, 7, 0, 3, 1, 4, 6], [3, 3, 0, 1, 7, 7, 2, 6, 5, 4, 0, 1, 2, 4, 5, 6]):
+    # the same runs at other positions, beside other neighbours, in a batch of the same size:
+    # bitwise the same (XLA's kernel choice depends on the batch size, not on the lanes)
+    for order in ([5, 2, 7, 0, 3, 1, 4, 6], [3, 3, 0, 1, 7, 7, 2, 6]):
         o = jnp.array(order)
         other = run(lr[o], lam[o], keys[o])
         for j, i in enumerate(order):
