@@ -8,7 +8,8 @@ w0 = 0, learning rates logspace(-4, log10(0.8), L) (all below 2/lambda_max ~ 0.8
 diverges, so no inf/NaN arithmetic), the loss recorded at every step. All in this one process,
 warm (compiled before timing), median of repeats:
 
-  (a) numpy loop over learning rates (seed 002's ``batch_gd`` shape): time 16 lrs, extrapolate
+  (a) numpy loop over learning rates (seed 002's ``batch_gd`` shape): time 16 lrs, extrapolate;
+      also with one BLAS thread (threadpoolctl, when installed); ratios use the faster of the two
   (b) a Python loop of one ``jax.jit`` run per lr (``lax.scan``): time 16 lrs, extrapolate
   (c) ``optax.inject_hyperparams(optax.sgd)`` with ``jax.grad``, ``jit(vmap)`` over the lrs
   (d) ``gradlab.sweep`` data path: ``sweep_quadratic(..., path="data")``, 4nd flops per
@@ -172,16 +173,28 @@ def main() -> None:
     Xn, yn = np.asarray(X), np.asarray(y)
     rows = {}
 
+    def record(name, t, note):
+        rows[name] = (t, note)
+        print(f"  measured {name}: {t:.3f} s ({note})", flush=True)
+
     t = timeit(lambda: numpy_loop(Xn, yn, lrs[:sub], steps), max(1, reps - 1))
-    rows["(a) numpy loop over lrs"] = (t * lanes / sub, f"{sub} lrs timed, x{lanes // sub}")
+    record("(a) numpy loop over lrs", t * lanes / sub, f"{sub} lrs timed, x{lanes // sub}")
+    try:  # numpy's BLAS threads help little on GEMVs and suffer on a busy machine: time 1 too
+        from threadpoolctl import threadpool_limits
+    except ModuleNotFoundError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(1):
+            t1 = timeit(lambda: numpy_loop(Xn, yn, lrs[:sub], steps), max(1, reps - 1))
+        record("(a1) numpy loop, 1 BLAS thread", t1 * lanes / sub, f"{sub} lrs, x{lanes // sub}")
 
     run1 = jax.jit(one_run(X, y, steps))
     t = timeit(lambda: [run1(jnp.float32(lr))[1].block_until_ready() for lr in lrs[:sub]], reps)
-    rows["(b) loop of jitted runs"] = (t * lanes / sub, f"{sub} lrs timed, x{lanes // sub}")
+    record("(b) loop of jitted runs", t * lanes / sub, f"{sub} lrs timed, x{lanes // sub}")
 
     f_c = optax_vmapped(X, y, steps)
     t = timeit(lambda: f_c(jnp.asarray(lrs))[1].block_until_ready(), reps)
-    rows["(c) optax inject_hyperparams vmap"] = (t, "all lrs")
+    record("(c) optax inject_hyperparams vmap", t, "all lrs")
 
     data_train = quadratic_train(X, y, steps, path="data")
     gram_train = quadratic_train(X, y, steps, path="gram")
@@ -192,14 +205,14 @@ def main() -> None:
         res[key] = sweep(train, grid, progress=False)
 
     t_data = timeit(lambda: run_sweep(data_train, "data"), reps)
-    rows["(d) gradlab.sweep data path"] = (t_data, "all lrs")
+    record("(d) gradlab.sweep data path", t_data, "all lrs")
     t_gram = timeit(lambda: run_sweep(gram_train, "gram"), max(reps, 5))
-    rows["(e) gradlab.sweep Gram path"] = (t_gram, "all lrs")
+    record("(e) gradlab.sweep Gram path", t_gram, "all lrs")
 
     # the paths agree (float32 rounding of eq. (3) of _gram)
     hd, hg = res["data"].history["loss"], res["gram"].history["loss"]
     rel = float(np.max(np.abs(hd - hg) / np.maximum(np.abs(hd), 1e-30)))
-    base = rows["(a) numpy loop over lrs"][0]
+    base = min(rows[k][0] for k in rows if k.startswith("(a"))  # the faster numpy loop
     cfg_steps = lanes * steps
     print(
         f"\n{'method':38s} {f'time {lanes}x{steps} (s)':>18s} {'config-steps/s':>15s} "
