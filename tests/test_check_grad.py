@@ -198,7 +198,8 @@ def test_gradient_with_wrong_shape_names_the_leaf(data):
 
     with pytest.raises(
         ValueError,
-        match=r"grad\(\*args\) returned shape \(5, 1\) for args\[0\]\['w'\], which has shape \(5,\)",
+        match=r"grad\(\*args\) returned shape \(5, 1\) for args\[0\]\['w'\], which has "
+        r"shape \(5,\)",
     ):
         check_grad(loss_tree, bad, *data)
 
