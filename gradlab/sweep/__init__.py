@@ -8,6 +8,10 @@ objectives: gradient descent on the Gram matrix, ``d x d`` work per step instead
 
 Bitwise reproducibility, precision and multi-host use (GPU clusters, TPU pods) are described in
 ``gradlab.sweep._run``; the Gram path's scope in ``gradlab.sweep._gram``.
+
+``gradlab.sweep`` (the attribute of the top-level package) is the *function*; import the rest
+with ``from gradlab.sweep import make_grid, quadratic_train, ...`` (``import gradlab.sweep as m``
+would give the function too).
 """
 
 from gradlab.sweep._gram import QuadraticFit, quadratic_train, sweep_quadratic
