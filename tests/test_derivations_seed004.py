@@ -324,18 +324,23 @@ def test_stable_and_seed_parametrizations_agree(edge):
 
 def test_traced_number_of_bins_under_jit_and_vmap():
     """``d`` is an array: one compilation serves several bin counts; edge masks follow it."""
-    params, x, _ = ls.make_args(jax.random.key(1), (20, 3, 10), jnp.float64)
-    ds = jnp.array([10, 11, 12], jnp.int32)
-    f = jax.jit(jax.vmap(ls.logistic_mixture_stable_edge_nll, in_axes=(None, None, 0)))
-    values = f(params, x, ds)
+    params, x = ls.to_stable(SEED_PARAMS), SEED_X
+    ds = jnp.array([20, 21, 22], jnp.int32)
     one = [float(jit(ls.logistic_mixture_stable_edge_nll)(params, x, d)) for d in ds]
-    np.testing.assert_allclose(values, one, rtol=1e-14)
-    # x holds 9: the last (edge) bin when d = 10, an interior bin when d = 11 or 12
+    # x holds 19: the last (edge) bin when d = 20, an interior bin when d = 21 or 22
     assert one[0] != one[1] and one[1] == one[2]
     g = jax.jit(jax.vmap(ls.logistic_mixture_stable_edge_nll_grad, in_axes=(None, None, 0)))
     a = jax.jit(jax.vmap(jax.grad(ls.logistic_mixture_stable_edge_nll), in_axes=(None, None, 0)))
     _close(jax.tree.map(lambda t: t.ravel(), g(params, x, ds)),
            jax.tree.map(lambda t: t.ravel(), a(params, x, ds)))  # fmt: skip
+
+
+def test_strict_dtypes_and_mixed_integer_widths():
+    """float32 parameters, uint8 data, an int32 ``d``: no promotion error under strict dtypes."""
+    params = jax.tree.map(lambda a: a.astype(jnp.float32), ls.to_stable(SEED_PARAMS))
+    with jax.numpy_dtype_promotion("strict"):
+        g = jit(ls.logistic_mixture_stable_edge_nll_grad)(params, SEED_X.astype(jnp.uint8), SEED_D)
+    assert all(leaf.dtype == jnp.float32 for leaf in g.values()) and _finite(g)
 
 
 def test_planted_missing_one_over_s_is_caught():

@@ -163,6 +163,12 @@ def _check(params, x, d, edge: bool) -> None:
 # ---- the log-space core, shared with logistic_mixture_stable ------------------------------------
 
 
+def _edges(x, d):
+    """``(N, 1)`` masks of the first and the last bin; ``d`` cast to ``x``'s integer dtype."""
+    last_bin = jnp.asarray(d).astype(x.dtype) - 1
+    return (x == 0)[:, None], (x == last_bin)[:, None]
+
+
 def log_bins(mu, s, x, d, *, edge: bool):
     """``(alpha, beta, ell)``, each ``(N, K)``: eq. (1) and the log bin masses of eq. (6)/(10)."""
     xf = x.astype(mu.dtype)[:, None]
@@ -172,7 +178,7 @@ def log_bins(mu, s, x, d, *, edge: bool):
     log_sig_nb = jax.nn.log_sigmoid(-beta)
     ell = log_sig_a + log_sig_nb + log1mexp(-1.0 / s)[None, :]  # (6)
     if edge:
-        first, last = (x == 0)[:, None], (x == d - 1)[:, None]
+        first, last = _edges(x, d)
         ell = jnp.where(first, log_sig_a, jnp.where(last, log_sig_nb, ell))  # (10)
     return alpha, beta, ell
 
@@ -194,7 +200,7 @@ def mixture_terms(mu, s, log_pi, x, d, *, edge: bool):
     w = jax.nn.sigmoid(beta)  # (8)
     c = jnp.broadcast_to((delta / jnp.expm1(delta))[None, :], ell.shape)  # (8)
     if edge:
-        first, last = (x == 0)[:, None], (x == d - 1)[:, None]
+        first, last = _edges(x, d)
         u = jnp.where(last, 0.0, u)  # (10)
         w = jnp.where(first, 0.0, w)
         c = jnp.where(first | last, 0.0, c)
