@@ -5,7 +5,8 @@ Command::
     gradlab run histogram_softmax            # full size
     gradlab run histogram_softmax --quick    # the CI size
 
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s.
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~11 s, quick ~12 s of
+CPU time, most of it jit compilation (wall time on the shared, loaded machine was 3-6x that).
 
 Data. Seed 004 is the notes for a homework whose data it does not include; the two data sets
 here follow that homework's recipe (CS294-158 HW1), seeded: ``d = 20`` bins, 1000 draws of

@@ -6,7 +6,8 @@ Command::
     gradlab run linreg_diagnostics --quick    # the CI size
 
 Needs scikit-learn (the ``test`` extra) for ``r2_score`` and the polynomial cross-check.
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s.
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~14 s, quick ~11 s of
+CPU time, most of it jit compilation (wall time on the shared, loaded machine was 3-6x that).
 
 The seed's interactive cells, each made a measured, checked run (its data and defaults):
 

@@ -5,8 +5,8 @@ Command::
     gradlab run linreg_gd            # full size
     gradlab run linreg_gd --quick    # the CI size
 
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s
-(mostly jit compilation).
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~10 s, quick ~11 s of
+CPU time, most of it jit compilation (wall time on the shared, loaded machine was 3-6x that).
 
 Data (seed 002, section 1, exactly): ``rng = np.random.default_rng(42)``,
 ``x = np.linspace(0, 10, 80)``, ``y = 2.5 + 1.7 x + rng.normal(0, 1, 80)``. The model is the

@@ -5,7 +5,9 @@ Command::
     gradlab run logistic_mixture            # full size
     gradlab run logistic_mixture --quick    # the CI size
 
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s.
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~67 s, quick ~37 s of
+CPU time (the full size is mostly its 2 x 4000 adam steps over 8000 points; wall time on the
+shared, loaded machine was 3-6x that).
 
 Data: the two histograms of ``histogram_softmax`` (``d = 20``, then ``d = 100``; 80% train).
 

@@ -6,7 +6,8 @@ Command::
     gradlab run mirage --quick    # the CI size
 
 Needs scikit-learn (the ``test`` extra) for the seed's OLS / Ridge / Lasso comparison.
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s.
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~10 s, quick ~14 s of
+CPU time, most of it jit compilation (wall time on the shared, loaded machine was 3-6x that).
 
 Data as the seed draws it, seeded: ``X ~ N(0, 1)^(100 x 5)``, ``theta* = (0.2, 0.1, 0.4, 0.1,
 0.2)``, ``y = X theta* + 0.1 N(0, 1)`` (``np.random.default_rng(0)``; the seed uses the unseeded

@@ -6,7 +6,8 @@ Command::
     gradlab run regularized_regression --quick    # the CI size
 
 Needs scikit-learn (the ``test`` extra) for the Lasso / Ridge / ElasticNet oracles.
-Runtime on a 2-core CPU (AMD EPYC, measured): full ~RUNTIME_FULL s, quick ~RUNTIME_QUICK s.
+Runtime on a 2-core CPU (AMD EPYC, measured 2026-11-23): full ~15 s, quick ~16 s of
+CPU time, most of it jit compilation (wall time on the shared, loaded machine was 3-6x that).
 
 Data: ``n`` rows of ``d`` features drawn on scales from 0.1 to 100 (the seed's normalization
 note), standardized to z-scores, a sparse true weight vector, ``y = 4 + Z w* + N(0, 1)``.
