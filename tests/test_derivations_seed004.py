@@ -341,6 +341,13 @@ def test_strict_dtypes_and_mixed_integer_widths():
     with jax.numpy_dtype_promotion("strict"):
         g = jit(ls.logistic_mixture_stable_edge_nll_grad)(params, SEED_X.astype(jnp.uint8), SEED_D)
     assert all(leaf.dtype == jnp.float32 for leaf in g.values()) and _finite(g)
+    # d = 256 does not fit uint8: the last bin must not wrap around to 255
+    x8, x64 = jnp.array([0, 255, 3], jnp.uint8), jnp.array([0, 255, 3], jnp.int64)
+    d = jnp.array(256, jnp.int32)
+    stable = ls.to_stable(SEED_PARAMS)
+    assert float(ls.logistic_mixture_stable_edge_nll(stable, x8, d)) == pytest.approx(
+        float(ls.logistic_mixture_stable_edge_nll(stable, x64, d)), rel=1e-15
+    )
 
 
 def test_planted_missing_one_over_s_is_caught():

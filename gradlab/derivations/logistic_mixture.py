@@ -164,9 +164,11 @@ def _check(params, x, d, edge: bool) -> None:
 
 
 def _edges(x, d):
-    """``(N, 1)`` masks of the first and the last bin; ``d`` cast to ``x``'s integer dtype."""
-    last_bin = jnp.asarray(d).astype(x.dtype) - 1
-    return (x == 0)[:, None], (x == last_bin)[:, None]
+    """``(N, 1)`` masks of the first and the last bin, compared in jax's widest integer dtype
+    (so uint8 data with an int32 ``d`` works under strict promotion, and ``d = 300`` does not
+    wrap around in uint8)."""
+    wide = jax.dtypes.canonicalize_dtype(jnp.int64)
+    return (x == 0)[:, None], (x.astype(wide) == jnp.asarray(d).astype(wide) - 1)[:, None]
 
 
 def log_bins(mu, s, x, d, *, edge: bool):
