@@ -319,9 +319,10 @@ def main() -> None:
     base = probs[0]
     times = {}
     for name, make in TOOLS.items():
-        fn = make(base)
         if a.quick and name.startswith("numdifftools"):
-            fn = None
+            print(f"  {name:<24} skipped (--quick)")
+            continue
+        fn = make(base)
         if fn is None:
             print(f"  {name:<24} not installed, skipped")
             continue
