@@ -3,8 +3,8 @@ restart (O'Donoghue and Candès 2015) does better still.
 
 Command (writes ``papers/fista/fista.png`` and prints the claim's numbers)::
 
-    python papers/fista/repro.py            # K = 3000 iterations, about 15 s on 2 CPU cores
-    python papers/fista/repro.py --quick    # K = 1000, the size the test runs, about 6 s
+    python papers/fista/repro.py            # K = 3000 iterations, about 12 s of CPU
+    python papers/fista/repro.py --quick    # K = 1000, the size the test runs, about 10 s of CPU
 
 The lasso of ``note.md`` eq. (1), :math:`F(x) = \tfrac12\lVert Ax-b\rVert^2 + \lambda\lVert
 x\rVert_1`, with :math:`A = U\,\mathrm{diag}(\sigma)V^\top` (400 x 400, :math:`\sigma_i^2`
