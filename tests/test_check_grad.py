@@ -221,3 +221,27 @@ def test_other_bad_arguments(data):
         check_grad(lambda n: jnp.sum(n), lambda n: n, jnp.arange(3))
     with pytest.raises(ValueError, match="needs the loss's arguments"):
         check_grad(loss_tree, grad_tree)
+
+
+# ---- verdicts: which witness is wrong ---------------------------------------------------------
+
+
+def test_fd_noise_is_told_apart_and_not_a_failure():
+    # a ripple far finer than the finite-difference step (1e-3): the differences average it out
+    # at both h and h/2 (so their error bar stays small) while hand and autodiff see it
+    loss = lambda w: jnp.sum(w**2 + 1e-9 * jnp.sin(1e6 * w))
+    hand = lambda w: 2 * w + 1e-3 * jnp.cos(1e6 * w)
+    report = check_grad(loss, hand, jnp.asarray([0.5, -1.0, 2.0]))
+    assert report.ok
+    assert any(v.startswith("FD noise") for v in report.verdicts), report.verdicts
+
+
+def test_autodiff_convention_bug_is_told_apart_from_a_hand_bug():
+    @jax.custom_jvp
+    def square(x):
+        return x**2
+
+    square.defjvp(lambda p, t: (p[0] ** 2, 3 * p[0] * t[0]))  # wrong rule: 3x, not 2x
+    report = check_grad(lambda w: jnp.sum(square(w)), lambda w: 2 * w, jnp.asarray([0.5, 2.0]))
+    assert not report.ok
+    assert report.verdicts[0].startswith("autodiff disagrees"), report.verdicts
