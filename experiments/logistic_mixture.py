@@ -20,13 +20,14 @@ gradient steps on the seed's own ``{mu, s, pi}`` would leave ``s > 0`` and the s
 hand gradient (the seed's eq. (4) in log space, chained through the parametrization) and
 ``jax.grad`` give the same parameter trajectory under plain gradient descent
 (``optax.sgd(0.05)``, ~1e-15, asserted 1e-9) and the same loss path under ``optax.adam``
-(~1e-13). Adam alone could not tell a gradient off by a constant factor, and under it the
-parameters of a component whose weight dies drift apart (unidentified; reported, not compared).
+(~1e-13; the quick size runs the adam fit with the hand gradient only). Adam alone could not
+tell a gradient off by a constant factor, and under it the parameters of a component whose
+weight dies drift apart (unidentified; reported, not compared).
 
 The NLL (nats) is reported against the empirical entropy of the train data, the lower bound of
-any model's train NLL, and against the softmax model of ``histogram_softmax`` (``d`` free
-parameters against 12): on the unimodal ``d = 20`` data the mixture comes within ~0.01 nats of the
-bound, on the bimodal ``d = 100`` data within ~0.02.
+any model's train NLL (the softmax of ``histogram_softmax`` nearly reaches it with ``d`` free
+parameters; the mixture has 12): the mixture comes within ~0.01 nats of the bound on both data
+sets, two of its four components dying on these one- and two-mode histograms.
 
 Plots: ``density_d20.png``, ``density_d100.png`` (each fitted mixture and its components over
 the histogram), ``loss.png`` (train NLL, hand and autodiff, against the entropy bound).
@@ -100,8 +101,8 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
     """Run the experiment, write ``metrics.json`` and the plots into ``out_dir``, return metrics."""
     out = prepare_out(out_dir)
     metrics: dict = {"quick": quick, "components": K}
-    steps = 600 if quick else 4000
-    sgd_steps = 100 if quick else 500
+    steps = 400 if quick else 4000
+    sgd_steps = 50 if quick else 500
     lrs = {20: 0.05, 100: 0.2}  # adam steps in bins: mu must travel ~d/2 bins
     curves = {}
     for d in (20, 100):
@@ -120,7 +121,8 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         def train_run(hand: bool, loss=loss, grad=grad, p0=p0, x=x, d=d):
             return fit(loss, p0, (x,), optax.adam(lrs[d]), steps, grad=grad if hand else None)
 
-        r_hand, r_auto = train_run(True), train_run(False)
+        r_hand = train_run(True)
+        r_auto = r_hand if quick else train_run(False)  # quick: the sgd pair checks the path
 
         # adam is invariant to a constant factor on the gradient (it would hide a factor-2 bug):
         # the trajectory check that can fail is plain gradient descent
@@ -137,8 +139,10 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         # under adam, compare the loss path: the parameters of a component whose weight pi_i
         # dies are unidentified, and adam divides their vanishing gradients by vanishing second
         # moments (reported as hand_vs_autodiff_adam_params, not compared)
-        diff = float(np.max(np.abs(h_hand - h_auto)))
-        metrics[f"hand_vs_autodiff_adam_params_d{d}"] = _max_diff(r_hand.params, r_auto.params)
+        diff = None if quick else float(np.max(np.abs(h_hand - h_auto)))
+        metrics[f"hand_vs_autodiff_adam_params_d{d}"] = (
+            None if quick else _max_diff(r_hand.params, r_auto.params)
+        )
         H = empirical_entropy(train, d)
         nll = float(r_hand.loss)
         p = np.asarray(bin_probs(r_hand.params, d))
@@ -153,12 +157,13 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         metrics[f"components_sum_to_p_d{d}"] = float(np.max(np.abs(masses.sum(axis=0) - p)))
         metrics[f"bins_sum_to_one_d{d}"] = float(np.sum(p))
         metrics[f"hand_vs_autodiff_adam_loss_d{d}"] = diff
-        metrics[f"hand_vs_autodiff_d{d}"] = max(diff, metrics[f"hand_vs_autodiff_sgd_d{d}"])
+        metrics[f"hand_vs_autodiff_d{d}"] = max(diff or 0.0, metrics[f"hand_vs_autodiff_sgd_d{d}"])
         metrics[f"min_train_nll_along_path_d{d}"] = float(min(h_hand.min(), h_auto.min()))
         metrics[f"params_d{d}"] = {k: np.asarray(v) for k, v in seed_form.items()}
         metrics[f"lr_d{d}"] = lrs[d]
         curves[f"d={d} hand"] = h_hand
-        curves[f"d={d} autodiff"] = h_auto
+        if not quick:
+            curves[f"d={d} autodiff"] = h_auto
         curves[f"d={d} entropy bound"] = np.full_like(h_hand, H)
         plot.save_figure(
             plot.plot_densities(
