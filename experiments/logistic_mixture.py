@@ -19,10 +19,11 @@ with the PixelCNN++ edge bins, so the bins sum to one and the NLL is a proper cr
 gradient steps on the seed's own ``{mu, s, pi}`` would leave ``s > 0`` and the simplex. The
 hand gradient (the seed's eq. (4) in log space, chained through the parametrization) and
 ``jax.grad`` give the same parameter trajectory under plain gradient descent
-(``optax.sgd(0.05)``, ~1e-15, asserted 1e-9) and the same loss path under ``optax.adam``
-(~1e-13; the quick size runs the adam fit with the hand gradient only). Adam alone could not
-tell a gradient off by a constant factor, and under it the parameters of a component whose
-weight dies drift apart (unidentified; reported, not compared).
+(``optax.sgd(0.05)``, ~4e-15, asserted 1e-9). Under ``optax.adam`` (the fit itself) the twins
+separate slowly, loss paths 3e-5 (d=20) and 4e-4 (d=100) apart after 4000 steps: adam divides the
+vanishing gradients of a dying component (unidentified parameters) by vanishing second moments,
+amplifying last-bit differences; reported (``hand_vs_autodiff_adam_*``), not asserted. Adam
+could not tell a gradient off by a constant factor anyway; the quick size skips its twin.
 
 The NLL (nats) is reported against the empirical entropy of the train data, the lower bound of
 any model's train NLL (the softmax of ``histogram_softmax`` nearly reaches it with ``d`` free
@@ -136,9 +137,9 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         )
         h_hand = np.asarray(r_hand.history["loss"])
         h_auto = np.asarray(r_auto.history["loss"])
-        # under adam, compare the loss path: the parameters of a component whose weight pi_i
+        # under adam the twins separate slowly: the parameters of a component whose weight
         # dies are unidentified, and adam divides their vanishing gradients by vanishing second
-        # moments (reported as hand_vs_autodiff_adam_params, not compared)
+        # moments, amplifying last-bit differences (reported, not asserted)
         diff = None if quick else float(np.max(np.abs(h_hand - h_auto)))
         metrics[f"hand_vs_autodiff_adam_params_d{d}"] = (
             None if quick else _max_diff(r_hand.params, r_auto.params)
@@ -157,7 +158,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         metrics[f"components_sum_to_p_d{d}"] = float(np.max(np.abs(masses.sum(axis=0) - p)))
         metrics[f"bins_sum_to_one_d{d}"] = float(np.sum(p))
         metrics[f"hand_vs_autodiff_adam_loss_d{d}"] = diff
-        metrics[f"hand_vs_autodiff_d{d}"] = max(diff or 0.0, metrics[f"hand_vs_autodiff_sgd_d{d}"])
+        metrics[f"hand_vs_autodiff_d{d}"] = metrics[f"hand_vs_autodiff_sgd_d{d}"]
         metrics[f"min_train_nll_along_path_d{d}"] = float(min(h_hand.min(), h_auto.min()))
         metrics[f"params_d{d}"] = {k: np.asarray(v) for k, v in seed_form.items()}
         metrics[f"lr_d{d}"] = lrs[d]
