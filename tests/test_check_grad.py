@@ -129,6 +129,7 @@ def test_float32_is_checked_in_its_dtype_and_as_a_float64_copy(data):
     assert report.dtype == "float32" and report.float64_copy.dtype == "float64"
     assert [d.label.split()[0] for d in report.dtypes] == ["float32", "float64"]
     assert report.rtol == pytest.approx(2**12 * np.finfo(np.float32).eps)
+    assert report.fd_agree == (6, 6)  # the float64 referee agrees with float32 values
     # a 1e-6 relative bug is below float32 resolution but the float64 copy catches it
     bad = check_grad(loss_tree, grad_tree_bug, p32, X32, y32)
     assert not bad.ok and not bad.float64_copy.ok

@@ -57,7 +57,7 @@ def _full_leaf(leaf, h, a, fd, scale, rtol, atol, n_worst, eps):
     slack = rtol * (np.abs(a) + scale) if atol is None else atol + rtol * np.abs(a)
     inside = _kinks.in_subdifferential(h, sl.left, sl.right, sl.err, slack)
     ok = np.where(sl.kink, inside, ok)  # at a kink: membership, not equality (_kinks)
-    fd_eps = fd.eps
+    fd_eps = max(fd.eps, eps)  # the values judged carry the checked dtype's rounding
     fd_auto = _compare.referee(r, r_err, a, scale, fd_eps)
     fd_hand = _compare.referee(r, r_err, h, scale, fd_eps)
 
