@@ -37,7 +37,7 @@ def plot_weights(
     d, k = first.shape[0], len(arrays)
     if feature_names is not None and len(feature_names) != d:
         raise ValueError(f"feature_names must have {d} entries; got {len(feature_names)}")
-    fig, ax = new_axes(ax, figsize=(max(7.0, 0.9 * d * k / 2), 4.5))
+    fig, ax = new_axes(ax, figsize=(min(12.0, max(7.0, 0.3 * d * k)), 4.5))
     width = 0.8 / k
     idx = np.arange(d)
     for i, (label, a) in enumerate(arrays.items()):
