@@ -5,8 +5,21 @@ subdifferential membership, non-finite values reported by witness, path and inde
 and blame for composite losses, float32 checked beside a float64 copy, Hessians and HVPs.
 """
 
+from gradlab.check._blame import Blame
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
 from gradlab.check._hessian import check_hessian
-from gradlab.check._report import GradReport
+from gradlab.check._report import DtypeVerdict, Element, GradReport, Kink, LeafReport, NonFinite
 
-__all__ = ["GradReport", "GradientMismatch", "assert_grad", "check_grad", "check_hessian"]
+__all__ = [
+    "Blame",
+    "DtypeVerdict",
+    "Element",
+    "GradReport",
+    "GradientMismatch",
+    "Kink",
+    "LeafReport",
+    "NonFinite",
+    "assert_grad",
+    "check_grad",
+    "check_hessian",
+]

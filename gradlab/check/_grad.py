@@ -503,7 +503,8 @@ def check_grad(
       term_grads: ``{name: hand gradient of terms[name]}``: each is checked on its own
         (``report.terms[name]``).
       mode: ``"full"`` checks every element; ``"fast"`` checks ``directions`` seeded random
-        directions per leaf through JVPs and reruns a failing leaf in full to localize.
+        directions per leaf through JVPs and reruns a failing leaf in full to localize (kinks
+        are only probed on the leaves rerun; a direction crossing a kink is judged by its JVP).
       rtol: relative tolerance (default :math:`2^{12}\varepsilon` of the dtype checked).
       atol: absolute tolerance (default ``rtol`` times the gradient's largest magnitude).
       key: PRNG key (or int seed) of the fast-mode directions; default 0.

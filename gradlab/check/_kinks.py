@@ -20,6 +20,11 @@ when it lies inside, with a tolerance of the extrapolation error plus eq. (1) of
 Elements within :math:`h` of a kink are flagged as well (their central difference spans it);
 their interval is the slopes across the kink, which still holds the exact derivative.
 
+Limitation: the noise floor of (2) assumes the loss is computed in the dtype of the differences.
+A loss that rounds internally to a lower precision (float32 inside, float64 arguments) can show
+spurious kinks where its rounding steps; the hand value is then judged by membership in a narrow
+interval around the slope, which a correct gradient still passes.
+
 Conventions. At :math:`|x|` for :math:`x = 0`, ``jax.grad`` returns :math:`+1` (the right slope),
 ``torch`` returns 0, finite differences return the midpoint 0; :func:`convention` names which.
 """
