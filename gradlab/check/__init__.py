@@ -6,6 +6,7 @@ and blame for composite losses, float32 checked beside a float64 copy, Hessians 
 """
 
 from gradlab.check._blame import Blame
+from gradlab.check._finite_differences import FiniteDifferences, finite_differences
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
 from gradlab.check._hessian import check_hessian
 from gradlab.check._report import DtypeVerdict, Element, GradReport, Kink, LeafReport, NonFinite
@@ -14,6 +15,7 @@ __all__ = [
     "Blame",
     "DtypeVerdict",
     "Element",
+    "FiniteDifferences",
     "GradReport",
     "GradientMismatch",
     "Kink",
@@ -22,4 +24,5 @@ __all__ = [
     "assert_grad",
     "check_grad",
     "check_hessian",
+    "finite_differences",
 ]

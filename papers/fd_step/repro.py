@@ -35,7 +35,6 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import gradlab
-from gradlab.check._witnesses import FD, fd_values  # the witness; not yet public (see README)
 from gradlab.plot import loglog_slope, plot_convergence, pyplot, save_figure
 
 jax.config.update("jax_enable_x64", True)
@@ -50,44 +49,23 @@ def _cast(tree, dtype):
     return jax.tree.map(lambda a: a.astype(dtype), tree)
 
 
-def _witness_values(dtype, chunk: int):
-    """``jit(vmap over steps)`` of the witness's four loss values (``_witnesses`` eq. (1))."""
-
-    def run(args, hs, idx):
-        return jax.vmap(lambda h: fd_values(DERIV.loss, 0, chunk, args, h, idx))(hs)
-
-    return jax.jit(run)
-
-
 def error_curves(dtype, points: int) -> dict:
     """Median relative errors of forward, central and Richardson differences for every step,
     and of ``jax.grad`` in ``dtype``, against the float64 ``jax.grad`` (in float64, the hand
     gradient against it: the size of round-off in an exact formula)."""
     hs_1d = (2.0 ** -KS.astype(np.float64)).astype(dtype)
     errs = {"forward": [], "central": [], "richardson": [], "autodiff": []}
-    run = None
     for seed in range(points):
         args64 = DERIV.make_args(jax.random.key(seed), SHAPE, jnp.float64)
         g, _ = ravel_pytree(jax.grad(DERIV.loss)(*args64))
         g = np.asarray(g)
         args = _cast(args64, dtype)
-        x, _ = ravel_pytree(args[0])
-        n = x.size
-        if run is None:
-            run = _witness_values(dtype, n)
-        hs = jnp.asarray(np.repeat(hs_1d[:, None], n, axis=1))
-        vals = np.asarray(run(args, hs, jnp.arange(n, dtype=jnp.int32)), np.float64)  # (K, n, 4)
-        f0 = float(DERIV.loss(*args))
-        eps = float(np.finfo(dtype).eps)
-        h = hs_1d.astype(np.float64)[:, None]
-        fp, fm = vals[..., 0], vals[..., 1]
-        approx = {
-            "forward": (fp - f0) / h,  # note eq. (2)
-            "central": (fp - fm) / (2 * h),  # note eq. (3)
-            "richardson": np.stack(
-                [FD(vals[i], np.full(n, h[i, 0]), f0, eps).richardson()[0] for i in range(len(h))]
-            ),  # note eq. (5)
-        }
+        approx = {"forward": [], "central": [], "richardson": []}
+        for h in hs_1d:  # gradlab's finite-difference witness at each step (note eqs. (2)-(5))
+            fd = gradlab.check.finite_differences(DERIV.loss, *args, step=float(h))
+            for name in approx:
+                approx[name].append(np.asarray(ravel_pytree(getattr(fd, name))[0]))
+        approx = {name: np.stack(v) for name, v in approx.items()}
         gn = np.linalg.norm(g)
         for name, a in approx.items():
             errs[name].append(np.linalg.norm(a - g[None, :], axis=1) / gn)
