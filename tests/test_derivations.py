@@ -27,7 +27,9 @@ the L1 penalty and the elastic net). Everything runs under strict dtype promotio
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import functools
+import importlib
 from pathlib import Path
 
 import jax
@@ -35,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradlab.derivations import REGISTRY, Derivation, elastic_net, l1
+from gradlab.derivations import REGISTRY, Derivation, elastic_net, l1, logistic_regression
 
 N_SEEDS = 5
 KEY_IMPL = "unsafe_rbg"  # cheap to compile; the examples need no cryptographic quality
@@ -458,3 +460,49 @@ def test_wrong_subgradient_at_kink_is_caught(name):
     bad = jax.tree.map(lambda h, lo, hi: np.where(lo < hi, hi + (hi - lo) / 2, h), hand, low, high)
     assert outside_box(bad, low, high)
     assert not outside_box(hand, low, high)
+
+
+# ---- docstring examples and outside oracles -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "module", sorted({d.loss.__module__ for d in REGISTRY.values()}), ids=lambda m: m
+)
+def test_docstring_examples(module):
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"
+
+
+def test_elastic_net_is_sklearn_scaling():
+    """0 is in the subdifferential (6) at scikit-learn's ElasticNet solution with
+    ``lam1 = alpha * l1_ratio``, ``lam2 = alpha * (1 - l1_ratio)``: same objective (1)."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8))
+    y = X @ np.r_[2.0, -1.0, np.zeros(6)] + 0.3 + 0.1 * rng.normal(size=60)
+    alpha, ratio = 0.2, 0.7
+    fit = sklearn.ElasticNet(alpha=alpha, l1_ratio=ratio, tol=1e-14, max_iter=100_000).fit(X, y)
+    assert np.sum(fit.coef_ == 0) >= 2, "the oracle should sit on kinks"
+    params = {"w": jnp.asarray(fit.coef_), "b": jnp.asarray(fit.intercept_)}
+    lam1, lam2 = jnp.asarray(alpha * ratio), jnp.asarray(alpha * (1 - ratio))
+    low, high = elastic_net.elastic_net_subdifferential(params, X, y, lam1, lam2)
+    assert not outside_box(jax.tree.map(jnp.zeros_like, low), *_widen(low, high, 1e-8))
+    # and a wrong scaling (seed 001's code: lam2 ||w||^2, i.e. twice the l2 weight) is not optimal
+    low2, high2 = elastic_net.elastic_net_subdifferential(params, X, y, lam1, 2 * lam2)
+    assert outside_box(jax.tree.map(jnp.zeros_like, low2), *_widen(low2, high2, 1e-8))
+
+
+def test_logistic_regression_gradient_vanishes_at_sklearn_optimum():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    y = (rng.random(200) < 1 / (1 + np.exp(-(X @ np.r_[1.0, -2.0, 0.5, 0.0] + 0.3)))).astype(float)
+    fit = sklearn.LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(X, y)
+    params = {"w": jnp.asarray(fit.coef_[0]), "b": jnp.asarray(fit.intercept_[0])}
+    g = logistic_regression.logistic_regression_grad(params, X, y)
+    assert max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(g)) < 1e-7
+
+
+def _widen(low, high, tol):
+    return jax.tree.map(lambda a: a - tol, low), jax.tree.map(lambda a: a + tol, high)
