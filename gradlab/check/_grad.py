@@ -489,7 +489,9 @@ def check_grad(
 
     A float32 (or lower) input is checked twice: in its own dtype with ``rtol`` scaled to its
     epsilon, and as a float64 copy at the float64 tolerance; ``report.dtypes`` labels each
-    verdict and ``report.float64_copy`` holds the second report.
+    verdict and ``report.float64_copy`` holds the second report. When ``jax_enable_x64`` is off
+    (JAX's default), the check runs inside ``jax.enable_x64(True)`` to make that copy: inputs
+    keep their dtype, but arrays the loss itself creates without a dtype become float64.
 
     Args:
       loss: ``loss(*args)`` returns a real scalar; traced by jax.
@@ -521,6 +523,25 @@ def check_grad(
       >>> gradlab.check_grad(loss, lambda w: 3 * w ** 2, jnp.arange(3.0)).ok
       True
     """
+    if not jax.config.jax_enable_x64:
+        # The float64 copy (and the float64 finite differences) need x64: turn it on for the
+        # check only. Inputs keep their dtype; constants the loss creates become float64.
+        with jax.enable_x64(True):
+            return check_grad(
+                loss,
+                grad,
+                *args,
+                argnums=argnums,
+                terms=terms,
+                term_grads=term_grads,
+                mode=mode,
+                rtol=rtol,
+                atol=atol,
+                key=key,
+                directions=directions,
+                n_worst=n_worst,
+                memory_budget=memory_budget,
+            )
     if not callable(loss):
         raise TypeError(f"loss must be callable; got {type(loss).__name__}")
     if not callable(grad):
