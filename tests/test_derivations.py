@@ -12,10 +12,15 @@ Tolerance (:func:`mismatches`): a leaf passes when, element by element,
 The ``rtol * max|auto|`` part is an absolute tolerance scaled to the gradient's magnitude: an
 entry that cancels to nearly 0 (``sum_i r_i X_ij`` of mixed signs) carries rounding error of the
 size of its largest terms, not of itself, so a pure relative test would fail for a right
-derivation. ``rtol`` is 1e-12 in float64 (observed agreement is ~1e-15) and
-``RTOL32 = 2**8 * eps(float32) ~ 3e-5`` in float32 (observed ~1e-6; rounding grows with the
-length of the sums, up to 80 here). A wrong factor of ``1 + 1e-9`` still fails in float64
-(``test_planted_*``).
+derivation. ``RTOL64 = 1e-12`` in float64 and ``RTOL32 = 2**8 * eps(float32) ~ 3e-5`` in
+float32 (rounding grows with the length of the sums). Observed worst scaled errors over the
+registry on 2026-11-23: 3.9e-15 in float64 and 3.4e-6 in float32 (both the stable logistic
+mixture), so each bound has a margin of ~10-250x; a wrong factor of ``1 + 1e-9`` still fails in
+float64 (``test_planted_*``) and one of ``1.001`` in float32.
+
+Coverage per derivation: the gradient, HVP and terms at every shape in float64; the dense
+Hessian (the costliest witness to compile) at the first shape; float32 at the last shape (the
+longest sums); the planted copy at the first shape.
 
 Kinks (``kinks=True``): the examples of ``make_args`` hold no kink almost surely (equality is
 tested there); at a kink (``kink_args`` puts entries exactly at 0) the hand subgradient must lie in
@@ -27,9 +32,7 @@ the L1 penalty and the elastic net). Everything runs under strict dtype promotio
 from __future__ import annotations
 
 import dataclasses
-import doctest
 import functools
-import importlib
 from pathlib import Path
 
 import jax
@@ -42,6 +45,7 @@ from gradlab.derivations import REGISTRY, Derivation, elastic_net, l1, logistic_
 N_SEEDS = 5
 KEY_IMPL = "unsafe_rbg"  # cheap to compile; the examples need no cryptographic quality
 ALL_PARTS = ("grad", "loss", "hessian", "hvp", "terms")
+NO_HESSIAN = ("grad", "loss", "hvp", "terms")
 PLANT = 1.0 + 1e-9  # the wrong factor planted in a copy of every derivation
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 RTOL64 = 1e-12
@@ -60,8 +64,15 @@ CASES = [
     for name, d in REGISTRY.items()
     for shape in d.shapes
 ]
-HESSIAN_CASES = [c for c in CASES if REGISTRY[c.values[0]].hessian is not None]
+# The dense autodiff Hessian (jacfwd of grad) is the costliest witness to compile: it is
+# compared at the first shape; the HVP, which exercises the same Hessian, at every shape.
+HESSIAN_CASES = [
+    c
+    for c in CASES
+    if REGISTRY[c.values[0]].hessian is not None and c.values[1] == REGISTRY[c.values[0]].shapes[0]
+]
 HVP_CASES = [c for c in CASES if REGISTRY[c.values[0]].hvp is not None]
+LAST_SHAPE_CASES = [c for c in CASES if c.values[1] == REGISTRY[c.values[0]].shapes[-1]]
 TERM_CASES = [c for c in CASES if REGISTRY[c.values[0]].terms is not None]
 KINK_CASES = [c for c in CASES if REGISTRY[c.values[0]].kinks]
 FIRST_SHAPE = [pytest.param(name, id=name) for name in REGISTRY]
@@ -196,23 +207,26 @@ def evaluate(d: Derivation, shape, dtype, parts=ALL_PARTS, name=None):
 
 @functools.cache
 def _results(name: str, shape: tuple[int, ...]):
-    """ONE compilation per derivation and shape: every float64 witness; the float32 gradient
-    and loss of the same examples cast to float32 (inside the compiled function); and the
-    gradient of a copy of the derivation with a planted bug (``PLANT``, see
-    ``test_planted_wrong_gradient_is_caught``)."""
+    """ONE compilation per derivation and shape: every float64 witness (the dense Hessian at the
+    first shape only); at the first shape, the gradient of a copy of the derivation with a
+    planted bug (``PLANT``, see ``test_planted_wrong_gradient_is_caught``); at the last shape
+    (the longest sums, the most rounding), the float32 gradient and loss of the same examples
+    cast to float32 inside the compiled function."""
     d = REGISTRY[name]
     args, tangent = examples(name, shape)
-    w64 = _witnesses(d, ALL_PARTS)
+    first, last = shape == tuple(d.shapes[0]), shape == tuple(d.shapes[-1])
+    w64 = _witnesses(d, ALL_PARTS if first else NO_HESSIAN)
     w32 = _witnesses(d, ("grad", "loss"))
     planted = _witnesses(dataclasses.replace(d, grad=_plant(d.grad, PLANT)), ("grad",))
 
     def both(args, tangent):
         low = lambda t: _cast(t, jnp.float32)
-        return {
-            "float64": w64(args, tangent),
-            "float32": w32(low(args), low(tangent)),
-            "planted": planted(args, tangent),
-        }
+        out = {"float64": w64(args, tangent)}
+        if first:
+            out["planted"] = planted(args, tangent)
+        if last:
+            out["float32"] = w32(low(args), low(tangent))
+        return out
 
     return args, _run(both, args, tangent)
 
@@ -260,7 +274,7 @@ def test_grad_matches_autodiff_float64(name, shape):
     assert_close(out["hand_grad"], out["auto_grad"], rtol=RTOL64, what=f"{name} gradient")
 
 
-@pytest.mark.parametrize("name,shape", CASES)
+@pytest.mark.parametrize("name,shape", LAST_SHAPE_CASES)
 def test_grad_matches_autodiff_float32(name, shape):
     args, out = results(name, shape, "float32")
     assert_close(out["hand_grad"], out["auto_grad"], rtol=RTOL32, what=f"{name} float32 gradient")
@@ -462,16 +476,7 @@ def test_wrong_subgradient_at_kink_is_caught(name):
     assert not outside_box(hand, low, high)
 
 
-# ---- docstring examples and outside oracles -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "module", sorted({d.loss.__module__ for d in REGISTRY.values()}), ids=lambda m: m
-)
-def test_docstring_examples(module):
-    mod = importlib.import_module(module)
-    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed"
+# ---- outside oracles ---------------------------------------------------------------------------
 
 
 def test_elastic_net_is_sklearn_scaling():
