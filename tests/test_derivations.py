@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradlab.derivations import REGISTRY, Derivation, elastic_net, l1, logistic_regression
+from gradlab.derivations import REGISTRY, Derivation, elastic_net, entropy, l1, logistic_regression
 
 N_SEEDS = 5
 KEY_IMPL = "unsafe_rbg"  # cheap to compile; the examples need no cryptographic quality
@@ -511,3 +511,19 @@ def test_logistic_regression_gradient_vanishes_at_sklearn_optimum():
 
 def _widen(low, high, tol):
     return jax.tree.map(lambda a: a - tol, low), jax.tree.map(lambda a: a + tol, high)
+
+
+def test_seed000_sign_concentrates_and_maxent_spreads():
+    """Seed 000's own mirror step on its objective (4) lowers the entropy (its sign rewards
+    concentration, against its stated aim); on (7), ``mirage_maxent``, the step raises it."""
+    theta = np.array([0.5, 0.3, 0.15, 0.05])
+    X, y = np.zeros((3, 4)), np.zeros(3)  # data term 0: only the entropy term moves theta
+
+    def mirror_step(grad_fn):
+        g = np.asarray(grad_fn({"theta": jnp.asarray(theta)}, X, y, jnp.asarray(1.0))["theta"])
+        new = theta * np.exp(-0.5 * g)  # seed 000, section 4
+        return new / new.sum()
+
+    H = lambda t: float(-np.sum(t * np.log(t)))
+    assert H(mirror_step(entropy.mirage_grad)) < H(theta) - 1e-3
+    assert H(mirror_step(entropy.mirage_maxent_grad)) > H(theta) + 1e-3
