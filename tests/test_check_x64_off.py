@@ -18,9 +18,13 @@ def off_by_1e5(p, X, y):  # relative error 1e-5: below float32's tolerance, far 
     return {"w": g["w"] * (1 + 1e-5), "b": g["b"]}
 
 good = gradlab.check_grad(mse.mse_mean, mse.mse_mean_grad, *args)
+# jnp.array(0.5) is weakly typed: it must still be checked as float32, not as float64
+weak = {"w": jnp.ones(4), "b": jnp.array(0.5)}
+weak_report = gradlab.check_grad(mse.mse_mean, mse.mse_mean_grad, weak, args[1], args[2])
 bad = gradlab.check_grad(mse.mse_mean, off_by_1e5, *args)
 print(json.dumps({
     "good_ok": good.ok, "bad_ok": bad.ok,
+    "weak_ok": weak_report.ok, "weak_labels": [d.label for d in weak_report.dtypes],
     "bad_dtypes": [[d.label, d.ok] for d in bad.dtypes],
     "x64_after": bool(jax.config.jax_enable_x64),
     "arg_dtype_after": str(args[1].dtype),
@@ -34,6 +38,8 @@ def test_float32_without_x64_gets_a_float64_copy():
     )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["good_ok"] is True
+    assert res["weak_ok"] is True
+    assert "float32" in res["weak_labels"][0]
     assert res["bad_ok"] is False  # caught by the float64 copy
     (label32, ok32), (label64, ok64) = res["bad_dtypes"]
     assert "float32" in label32 and ok32 is True  # float32 alone would have passed it

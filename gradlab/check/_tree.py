@@ -82,10 +82,17 @@ def leaf_paths(params, argnums) -> list[str]:
     return out
 
 
+def leaf_dtype(x) -> np.dtype:
+    """The array's own dtype; ``jnp.result_type`` only for Python scalars (a weakly typed
+    float32 array would otherwise read as float64 when x64 is on)."""
+    dtype = getattr(x, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.dtype(jnp.result_type(x))
+
+
 def describe(params, argnums) -> list[Leaf]:
     leaves = jax.tree.leaves(params)
     return [
-        Leaf(p, tuple(np.shape(x)), np.dtype(jnp.result_type(x)))
+        Leaf(p, tuple(np.shape(x)), leaf_dtype(x))
         for p, x in zip(leaf_paths(params, argnums), leaves, strict=True)
     ]
 
