@@ -145,3 +145,16 @@ def require_sklearn(experiment: str):
             "install the test extra: pip install -e '.[test]' (or pip install scikit-learn)"
         ) from None
     return sklearn
+
+
+def style_hand_vs_autodiff(fig) -> None:
+    """Dash the autodiff curves and dot the bound in a loss figure whose hand-gradient and
+    autodiff runs share a colour, so overlapping trajectories stay readable."""
+    ax = fig.axes[0]
+    for line in ax.get_lines():
+        if "autodiff" in line.get_label():
+            line.set_linestyle("--")
+        if "bound" in line.get_label():
+            line.set_linestyle(":")
+            line.set_color("black")
+    ax.legend(fontsize=8)

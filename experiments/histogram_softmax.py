@@ -47,7 +47,7 @@ from gradlab.check import check_grad
 from gradlab.derivations import softmax_nll as sm
 from gradlab.train import fit
 
-from ._common import main, prepare_out, write_metrics
+from ._common import main, prepare_out, style_hand_vs_autodiff, write_metrics
 
 NAME = "histogram_softmax"
 SUMMARY_KEYS = ["nll_d20", "entropy_d20", "nll_d100", "entropy_d100", "hand_vs_autodiff_d100"]
@@ -147,14 +147,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/histogram_sof
     metrics["steps"] = steps
     metrics["optimizer"] = f"sgd({lr})"
     fig = plot.plot_curves(curves, title="Train NLL (nats): hand and autodiff", logy=False)
-    ax = fig.axes[0]
-    for line in ax.get_lines():
-        if "autodiff" in line.get_label():
-            line.set_linestyle("--")
-        if "bound" in line.get_label():
-            line.set_linestyle(":")
-            line.set_color("black")
-    ax.legend(fontsize=8)
+    style_hand_vs_autodiff(fig)
     plot.save_figure(fig, out / "loss.png")
     metrics["plots"] = {
         "density_d20.png": "softmax fit over the d=20 histogram",

@@ -49,7 +49,7 @@ from gradlab.check import check_grad
 from gradlab.derivations import logistic_mixture_stable as lm
 from gradlab.train import fit
 
-from ._common import main, prepare_out, write_metrics
+from ._common import main, prepare_out, style_hand_vs_autodiff, write_metrics
 from .histogram_softmax import empirical_entropy, histogram_data
 
 NAME = "logistic_mixture"
@@ -177,14 +177,7 @@ def run(quick: bool = False, out_dir: str | os.PathLike = "results/logistic_mixt
         )
     metrics["steps"] = steps
     fig = plot.plot_curves(curves, title="Train NLL (nats): hand and autodiff", logy=True)
-    ax = fig.axes[0]
-    for line in ax.get_lines():
-        if "autodiff" in line.get_label():
-            line.set_linestyle("--")
-        if "bound" in line.get_label():
-            line.set_linestyle(":")
-            line.set_color("black")
-    ax.legend(fontsize=8)
+    style_hand_vs_autodiff(fig)
     plot.save_figure(fig, out / "loss.png")
     metrics["plots"] = {
         "density_d20.png": "mixture of 4 discretized logistics over the d=20 histogram",

@@ -1,4 +1,4 @@
-"""gradlab: hand-derived gradients proven against ``jax.grad``, trained and swept at accelerator speed.
+"""gradlab: hand gradients proven against ``jax.grad``, trained and swept at accelerator speed.
 
 The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.

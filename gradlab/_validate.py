@@ -32,7 +32,9 @@ def check_ndim(name: str, x, ndim: int) -> None:
 def check_shape(name: str, x, expected: Sequence[int | None]) -> None:
     """Raise unless ``x.shape`` equals ``expected`` (``None`` matches any size)."""
     got = shape_of(x)
-    ok = len(got) == len(expected) and all(e is None or e == g for e, g in zip(expected, got))
+    ok = len(got) == len(expected) and all(
+        e is None or e == g for e, g in zip(expected, got, strict=True)
+    )
     if not ok:
         want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"{name} has shape {got} but expected {want}")

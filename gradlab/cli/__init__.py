@@ -1,4 +1,4 @@
-"""``gradlab check | run | sweep | bench``: a thin layer that parses arguments and calls the library.
+"""``gradlab check | run | sweep | bench``: a thin layer that parses arguments, calls the library.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
 subcommand and sets ``func(args) -> int`` (the exit status).

@@ -9,18 +9,22 @@ Data :math:`X \in \mathbb{R}^{n\times d}`, targets :math:`y \in \mathbb{R}^n`, p
 Mean convention (seed 002, section 3), and its gradient (seed 002, section 4):
 
 .. math::  J(w, b) = \tfrac{1}{n}\lVert r\rVert^2                                \tag{2}
-.. math::  \nabla_w J = \tfrac{2}{n} X^\top r, \qquad \partial_b J = \tfrac{2}{n}\mathbf{1}^\top r  \tag{3}
+.. math::  \nabla_w J = \tfrac{2}{n} X^\top r, \qquad
+           \partial_b J = \tfrac{2}{n}\mathbf{1}^\top r                                  \tag{3}
 
 Half-mean convention (seed 001, first equation; ``m`` is the number of rows):
 
 .. math::  L(w, b) = \tfrac{1}{2m}\lVert r\rVert^2                               \tag{4}
-.. math::  \nabla_w L = \tfrac{1}{m} X^\top r, \qquad \partial_b L = \tfrac{1}{m}\mathbf{1}^\top r  \tag{5}
+.. math::  \nabla_w L = \tfrac{1}{m} X^\top r, \qquad
+           \partial_b L = \tfrac{1}{m}\mathbf{1}^\top r                                  \tag{5}
 
 Both are :math:`c/2 \cdot \lVert r\rVert^2` with :math:`c = 2/n` or :math:`1/m`; their Hessian is
 constant,
 
-.. math::  H = c \begin{bmatrix} X^\top X & X^\top\mathbf{1} \\ \mathbf{1}^\top X & n \end{bmatrix}, \qquad
-           Hv = c \begin{bmatrix} X^\top u \\ \mathbf{1}^\top u \end{bmatrix},\; u = Xv_w + v_b\mathbf{1}  \tag{6}
+.. math::  H = c \begin{bmatrix} X^\top X & X^\top\mathbf{1} \\
+                                 \mathbf{1}^\top X & n \end{bmatrix}, \qquad
+           Hv = c \begin{bmatrix} X^\top u \\ \mathbf{1}^\top u \end{bmatrix},\;
+           u = Xv_w + v_b\mathbf{1}                                                      \tag{6}
 
 :math:`X^\top r` is computed as ``r @ X``: on XLA:CPU ``X.T @ r`` copies ``X`` at every call.
 The step-by-step derivation is ``papers/seeds/mse.md``.

@@ -62,17 +62,7 @@ from gradlab.sweep._checkpoint import Checkpoint
 from gradlab.sweep._grid import Grid, make_grid
 from gradlab.sweep._progress import Progress, ProgressInfo
 from gradlab.sweep._result import SweepResult, columns_from_outputs
-
-PRECISIONS = (
-    "highest",
-    "float32",
-    "high",
-    "bfloat16_3x",
-    "tensorfloat32",
-    "default",
-    "bfloat16",
-    "fastest",
-)
+from gradlab.train import PRECISIONS
 
 
 def config_key(hparams: Mapping[str, Any], index) -> jax.Array:

@@ -6,7 +6,8 @@ under ``jit`` and ``vmap``. ``stability.max_stable_lr`` gives the ``2 / lambda_m
 """
 
 from gradlab.train import stability
+from gradlab.train._checks import PRECISIONS
 from gradlab.train.fit import EarlyStop, FitResult, fit
 from gradlab.train.stability import max_stable_lr
 
-__all__ = ["EarlyStop", "FitResult", "fit", "max_stable_lr", "stability"]
+__all__ = ["PRECISIONS", "EarlyStop", "FitResult", "fit", "max_stable_lr", "stability"]

@@ -2,27 +2,9 @@
 dense features, exponentiated gradient's online loss is below projected gradient descent's, each
 at its own tuned step, and the ratio grows with the dimension."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-HERE = Path(__file__).resolve().parent
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("papers_eg_repro", HERE / "repro.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    return _load().reproduce(quick=True, out_dir=tmp_path_factory.mktemp("eg"))
 
 
 def test_tuning_is_fair_every_chosen_step_is_inside_the_grid(result):

@@ -2,27 +2,11 @@
 finite-difference witness: truncation (slope +2) and round-off (slope -1) meet near the cube root
 of machine epsilon in float32 and float64, and jax.grad beats the best difference by far."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
 DTYPES = ("float32", "float64")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("papers_fd_step_repro", HERE / "repro.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    return _load().reproduce(quick=True, out_dir=tmp_path_factory.mktemp("fd_step"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -2,26 +2,9 @@
 quick size: the bounds hold at every k, the gap slopes are about -1 (ISTA) and -2 (FISTA) over
 the window where the bounds are tight, and adaptive restart ends far below plain FISTA."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("papers_fista_repro", HERE / "repro.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    return _load().reproduce(quick=True, out_dir=tmp_path_factory.mktemp("fista"))
 
 
 def test_reference_optimum_satisfies_kkt(result):

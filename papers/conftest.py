@@ -1,0 +1,27 @@
+"""The fixture every paper's test uses: its folder's ``repro.py`` run at the quick size.
+
+Each ``papers/<slug>/repro.py`` exposes ``reproduce(quick, out_dir) -> dict``. The folders are not
+packages (every script is called ``repro.py``), so the module is loaded by path under a unique
+name.
+"""
+
+import importlib.util
+import sys
+
+import pytest
+
+
+def load_repro(folder):
+    name = f"papers_{folder.name}_repro"
+    spec = importlib.util.spec_from_file_location(name, folder / "repro.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def result(request, tmp_path_factory):
+    """``reproduce(quick=True)`` of the test module's own folder, once per module."""
+    folder = request.path.parent
+    return load_repro(folder).reproduce(quick=True, out_dir=tmp_path_factory.mktemp(folder.name))
