@@ -16,7 +16,11 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="run the benchmarks in benchmarks/ (source checkout)")
+    p = subparsers.add_parser(
+        "bench",
+        help="run the benchmarks in benchmarks/ (source checkout)",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("names", nargs="*", help="benchmark names (bench_NAME.py); all when omitted")
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the benchmarks folder")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
