@@ -18,7 +18,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradlab.sweep import _analysis
 from gradlab.sweep._grid import Grid
 
 
@@ -171,14 +172,58 @@ class SweepResult:
     def rows(self) -> list[dict[str, Any]]:
         return [self.row(i) for i in range(len(self))]
 
-    def best(self, metric: str = "loss", mode: str = "min") -> dict[str, Any]:
-        """The row with the smallest (``mode="min"``) or largest (``"max"``) finite ``metric``
-        among rows that did not diverge; ties go to the lowest index."""
+    def best(
+        self,
+        metric: str = "loss",
+        mode: str = "min",
+        *,
+        over: str | Sequence[str] | None = None,
+        agg: str = "mean",
+    ) -> dict[str, Any]:
+        """The best configuration by ``metric``, aggregated over seeds when the grid has them.
+
+        Without aggregation: the row with the smallest (``mode="min"``) or largest (``"max"``)
+        finite ``metric`` among rows that did not diverge; ties go to the lowest index. With
+        ``over``: rows that agree on every other grid name form a group, ranked by the ``agg``
+        (``"mean"``, ``"median"``, ``"min"``, ``"max"``) of ``metric`` over the group; a group in
+        which any run diverged is never the best (see :meth:`summary`).
+
+        Args:
+          metric: a numeric column (``loss``, ``grad_norm``, a user metric).
+          mode: ``"min"`` or ``"max"``.
+          over: grid names to aggregate over. Default: ``"seed"`` when the grid has an axis of
+            that name (the luckiest seed is not the best setting), else none; ``()`` for none.
+          agg: the statistic that ranks groups.
+
+        Returns:
+          A row ``{name: value}``. Aggregated: the group's hyperparameters, each ``over`` name
+          with the list of its values in the group, ``metric`` (the ``agg`` value), ``count``,
+          ``diverged`` and ``{metric}_mean``, ``_std``, ``_median``, ``_min``, ``_max``.
+
+        Examples:
+          >>> import jax, gradlab
+          >>> def train(hp, key):  # noisy: the seed shifts the loss
+          ...     return {"loss": (hp["lr"] - 0.3) ** 2 + 0.1 * jax.random.normal(key, ())}
+          >>> res = gradlab.sweep(train, {"lr": [0.1, 0.3], "seed": range(8)}, progress=False)
+          >>> best = res.best("loss")          # mean over the 8 seeds of each lr
+          >>> round(best["lr"], 6), best["count"], best["seed"]
+          (0.3, 8, [0, 1, 2, 3, 4, 5, 6, 7])
+        """
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max'; got {mode!r}")
         if metric not in self.columns or metric in ("diverged", "precision"):
             numeric = [k for k, a in self.columns.items() if a.dtype.kind in "iuf" and k != "index"]
             raise ValueError(f"metric must be one of the numeric columns {numeric}; got {metric!r}")
+        over_names = self._over(over)
+        if over_names:
+            by = tuple(k for k in self.grid.names if k not in over_names)
+            table = self.summary(by=by, metrics=[metric])
+            i = _analysis.best_group(table, metric, agg, mode)
+            row = {k: _py(v[i]) for k, v in table.items()}
+            group, _ = _analysis.group_index(self.grid.values, by, len(self))
+            for k in over_names:
+                row[k] = [_py(v) for v in self.grid.values[k][group == i]]
+            return {**row, metric: row[f"{metric}_{agg}"]}
         vals = self.columns[metric].astype(float)
         ok = ~self.columns["diverged"] & np.isfinite(vals)
         if not ok.any():
@@ -188,6 +233,58 @@ class SweepResult:
             )
         masked = np.where(ok, vals if mode == "min" else -vals, np.inf)
         return self.row(int(np.argmin(masked)))
+
+    def _over(self, over) -> tuple[str, ...]:
+        if over is None:
+            return ("seed",) if "seed" in self.grid.names else ()
+        return _analysis.resolve_names(self.grid.names, over, "over")
+
+    def summary(
+        self,
+        by: str | Sequence[str] | None = None,
+        *,
+        over: str | Sequence[str] | None = None,
+        metrics: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Statistics of each metric over groups of rows: mean, std, count (eq. (1) of
+        ``gradlab.sweep._analysis``).
+
+        Args:
+          by: the grid names that define a group. Default: every name not in ``over``.
+          over: the names aggregated over when ``by`` is not given (default ``"seed"`` if the
+            grid has it, as in :meth:`best`).
+          metrics: columns to aggregate (default: every integer or float column).
+
+        Returns:
+          Column name -> array, one entry per group in grid order: the ``by`` names, ``count``
+          (runs aggregated: those that did not diverge), ``diverged`` (runs that diverged) and
+          ``{m}_mean``, ``{m}_std`` (sample, NaN for one run), ``{m}_median``, ``{m}_min``,
+          ``{m}_max`` per metric. ``pandas.DataFrame(res.summary())`` makes it a DataFrame.
+        """
+        if by is None:
+            over_names = self._over(over)
+            by = tuple(k for k in self.grid.names if k not in over_names)
+        by = _analysis.resolve_names(self.grid.names, by, "by")
+        numeric = _analysis.numeric_metrics(self.columns)
+        metrics = numeric if metrics is None else list(metrics)
+        bad = [m for m in metrics if m not in numeric]
+        if bad:
+            raise ValueError(f"metrics must be numeric columns {numeric}; got {bad}")
+        return _analysis.summarize(self.grid.values, self.columns, by, metrics)
+
+    def to_grid(self) -> _analysis.GridArrays:
+        """The table as labelled arrays, one axis per grid name (product grids).
+
+        xarray's layout without needing xarray: ``GridArrays(dims, coords, data)`` where
+        ``data[column]`` has shape ``tuple(len(coords[d]) for d in dims)`` and ``coords[d]`` are
+        the sorted values of grid name ``d``. With xarray installed,
+        ``xarray.Dataset({k: (g.dims, v) for k, v in g.data.items()}, coords=g.coords)``.
+
+        Raises:
+          ValueError: when the rows are not every combination exactly once (a zipped grid, or a
+            product with repeated values).
+        """
+        return _analysis.grid_arrays(self.grid.values, tuple(self.grid.names), self.columns)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the table as CSV (floats in ``repr`` form: they read back exactly)."""
@@ -236,7 +333,8 @@ class SweepResult:
             import pandas as pd
         except ModuleNotFoundError:
             raise ImportError(
-                "SweepResult.to_pandas needs pandas, which is not installed (pip install pandas); "
+                "SweepResult.to_pandas needs pandas, which is not installed "
+                "(pip install 'gradlab[pandas]'); "
                 "to_csv, to_json and table() work without it"
             ) from None
         return pd.DataFrame(self.table())
