@@ -37,7 +37,7 @@ def _png(path):
 
 def test_curves_coloured_and_dashed(seed_sweep, tmp_path):
     res, _ = seed_sweep
-    fig = plot_sweep_curves(res, path=tmp_path / "curves.png")
+    fig = plot_sweep_curves(res, path=tmp_path / "curves.png", facet=())
     _png(tmp_path / "curves.png")
     ax = fig.axes[0]
     dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
@@ -45,6 +45,47 @@ def test_curves_coloured_and_dashed(seed_sweep, tmp_path):
     colours = {tuple(ln.get_color()) for ln in ax.lines}
     assert len(colours) == 6  # one colour per learning rate
     assert ax.get_yscale() == "log"
+
+
+def test_curves_and_frontier_show_every_grid_axis(seed_sweep):
+    """lr x l2 x seed: one panel per l2 value (seeds drawn together), each with its own runs."""
+    res, bound = seed_sweep
+    l2 = res.grid.values["l2"]
+    for fig in (plot_sweep_curves(res), plot_divergence_frontier(res, bound)):
+        panels = [a for a in fig.axes if a.get_title().startswith("l2=")]
+        assert [a.get_title().split(":")[0] for a in panels] == ["l2=0", "l2=0.5"]
+    curves = plot_sweep_curves(res)
+    for ax, value in zip(curves.axes[:2], (0.0, 0.5), strict=True):
+        mask = l2 == value
+        assert len(ax.lines) == int(mask.sum()) == 12
+        assert sum(ln.get_linestyle() == "--" for ln in ax.lines) == int(res.diverged[mask].sum())
+    frontier = plot_divergence_frontier(res, bound)
+    for ax, value in zip(frontier.axes[:2], (0.0, 0.5), strict=True):
+        mask = l2 == value
+        points = sum(len(c.get_offsets()) for c in ax.collections if c.get_offsets().size)
+        assert points == int(mask.sum())
+    with pytest.raises(ValueError, match="facet must name grid axes other than 'lr'"):
+        plot_sweep_curves(res, facet="lr")
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("facet", [None, ()])
+def test_legends_do_not_cover_data(seed_sweep, facet):
+    res, bound = seed_sweep
+    for fig in (
+        plot_divergence_frontier(res, bound, facet=facet),
+        plot_sweep_heatmap(res, "lr", "l2"),
+    ):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = [*fig.legends, *(a.get_legend() for a in fig.axes if a.get_legend())]
+        data = [a.get_window_extent(renderer) for a in fig.axes if a.has_data()]
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            assert not any(_overlaps(box, d) for d in data), legend
 
 
 def test_heatmap_marks_diverged_cells(seed_sweep, tmp_path):

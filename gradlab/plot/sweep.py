@@ -1,6 +1,10 @@
 r"""Figures of a ``SweepResult``: loss curves by learning rate, a heatmap over a 2-D grid, and the
 divergence frontier against gradient descent's stability bound.
 
+Curves and frontier show every grid axis: the colour (curves) or x axis (frontier) is one name,
+and each combination of the other names with more than one value gets its own panel (``facet``),
+except ``seed``, whose runs are replicates drawn together. Legends sit outside the data.
+
 The frontier figure draws the bound of ``gradlab.train.stability`` eq. (2): on a quadratic
 objective with Hessian :math:`H`, gradient descent converges iff
 
@@ -15,7 +19,9 @@ matplotlib is imported on first use (the ``plot`` extra); without it every funct
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,18 +41,101 @@ def _finish(fig, path):
     return fig
 
 
+REPLICATE_AXES = ("seed",)
+MAX_PANELS = 36
+
+
+def facet_names(result, shown: str, facet: str | Sequence[str] | None, ax) -> tuple[str, ...]:
+    """The grid names that split the figure into panels (see the module docstring)."""
+    names = tuple(result.grid.names)
+    if facet is None:
+        if ax is not None:
+            return ()
+        return tuple(
+            k
+            for k in names
+            if k != shown and k not in REPLICATE_AXES and np.unique(result.grid.values[k]).size > 1
+        )
+    facet = (facet,) if isinstance(facet, str) else tuple(facet)
+    unknown = [k for k in facet if k not in names or k == shown]
+    if unknown:
+        raise ValueError(f"facet must name grid axes other than {shown!r} {names}; got {unknown}")
+    if facet and ax is not None:
+        raise ValueError(f"facet={facet} draws several panels: pass ax=None, or facet=()")
+    return facet
+
+
+def facet_panels(result, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
+    """``(fig, [(axes, row mask, panel title), ...])``: one panel per combination of ``facet``."""
+    n = len(result)
+    if not facet:
+        fig, ax = new_axes(ax)
+        return fig, [(ax, np.ones(n, bool), "")]
+    levels = [np.unique(result.grid.values[k]) for k in facet]
+    combos = [
+        c
+        for c in itertools.product(*levels)
+        if np.any(np.all([result.grid.values[k] == v for k, v in zip(facet, c, strict=True)], 0))
+    ]
+    if len(combos) > MAX_PANELS:
+        raise ValueError(
+            f"facet {facet} gives {len(combos)} panels (at most {MAX_PANELS}): pass facet= with "
+            "fewer names, or facet=() for one panel"
+        )
+    ncols = min(len(combos), len(levels[-1]) if len(facet) == 2 else 3)
+    nrows = -(-len(combos) // ncols)
+    plt = pyplot()
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+    )
+    axes = list(grid.ravel())
+    for axis in axes[len(combos) :]:
+        axis.set_visible(False)
+    panels = []
+    for axis, combo in zip(axes, combos, strict=False):
+        mask = np.all([result.grid.values[k] == v for k, v in zip(facet, combo, strict=True)], 0)
+        label = ", ".join(f"{k}={float(v):.3g}" for k, v in zip(facet, combo, strict=True))
+        panels.append((axis, mask, label))
+    return fig, panels
+
+
+def _legend_outside(fig, panels) -> None:
+    """One legend for every panel's labelled artists, right of the panels, clear of the data."""
+    entries = {}
+    for axis, _, _ in panels:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if not entries:
+        return
+    handles, labels = list(entries.values()), list(entries)
+    if fig.get_layout_engine() is not None and len(panels) > 1:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    else:
+        panels[0][0].legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8
+        )
+
+
 def plot_sweep_curves(
     result,
     *,
     hparam: str = "lr",
     metric: str = "loss",
     logy: bool = True,
+    facet: str | Sequence[str] | None = None,
     title: str = "",
     ax=None,
     path: str | os.PathLike | None = None,
 ):
-    """One history curve per configuration, coloured by ``hparam`` on a log colour scale;
-    diverged runs dashed (drawn up to their last finite value).
+    """One history curve per configuration, coloured by ``hparam`` on a log colour scale, one
+    panel per value of every other grid axis; diverged runs dashed (drawn up to their last finite
+    value).
 
     Args:
       result: a ``SweepResult`` whose ``history`` holds ``metric`` (e.g. a ``gradlab.fit`` or
@@ -54,8 +143,11 @@ def plot_sweep_curves(
       hparam: the grid name that sets the colour (positive values: log scale).
       metric: the history to draw.
       logy: logarithmic metric axis.
+      facet: grid names that split the figure into panels. Default: every name other than
+        ``hparam`` and ``seed`` with more than one value (none when ``ax`` is given); ``()`` for
+        one panel holding every run.
       title: text.
-      ax: draw into these axes.
+      ax: draw into these axes (one panel).
       path: also save the figure there (PNG).
 
     Returns:
@@ -67,6 +159,7 @@ def plot_sweep_curves(
             f"the sweep's outputs record no {metric!r} history; histories: {list(result.history)}"
         )
     values = _column(result, hparam).astype(float)
+    facet = facet_names(result, hparam, facet, ax)
     plt = pyplot()
     from matplotlib.colors import LogNorm, Normalize
 
@@ -79,23 +172,33 @@ def plot_sweep_curves(
     steps = result.history_steps
     hist = np.asarray(hist, dtype=float)
     x = np.asarray(steps, float) if steps is not None else np.arange(1, hist.shape[1] + 1.0)
-    fig, ax = new_axes(ax)
+    fig, panels = facet_panels(result, facet, ax)
     div = result.diverged
-    for i in np.argsort(values, kind="stable"):
-        y = hist[i].copy()
-        bad = ~np.isfinite(y)
-        if bad.any():
-            y[np.argmax(bad) :] = np.nan
-        ax.plot(x, y, color=cmap(norm(values[i])), lw=1.0, ls="--" if div[i] else "-", alpha=0.85)
+    for axis, mask, label in panels:
+        for i in np.argsort(values, kind="stable"):
+            if not mask[i]:
+                continue
+            y = hist[i].copy()
+            bad = ~np.isfinite(y)
+            if bad.any():
+                y[np.argmax(bad) :] = np.nan
+            color = cmap(norm(values[i]))
+            axis.plot(x, y, color=color, lw=1.0, ls="--" if div[i] else "-", alpha=0.85)
+        if logy:
+            axis.set_yscale("log")
+        axis.set_xlabel("step")
+        axis.set_ylabel(metric)
+        axis.grid(True, alpha=0.3)
+        if label:
+            axis.set_title(f"{label}: {int(mask.sum())} runs, {int(div[mask].sum())} diverged")
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label=hparam + (" (log scale)" if positive else ""))
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
+    fig.colorbar(sm, ax=[a for a, _, _ in panels], label=hparam + (" (log)" if positive else ""))
     n_div = int(np.sum(div))
-    ax.set_title(title or f"{metric} by {hparam}: {len(values)} runs, {n_div} diverged (dashed)")
-    ax.grid(True, alpha=0.3)
+    head = title or f"{metric} by {hparam}: {len(values)} runs, {n_div} diverged (dashed)"
+    if facet:
+        fig.suptitle(head)
+    else:
+        panels[0][0].set_title(head)
     return _finish(fig, path)
 
 
@@ -162,9 +265,8 @@ def plot_sweep_heatmap(
     ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys], fontsize=7)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    if D.any():
-        ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title or f"final {metric} over {x} x {y}")
+    marked = ", red x: a run diverged" if D.any() else ""
+    ax.set_title(title or f"final {metric} over {x} x {y}{marked}")
     return _finish(fig, path)
 
 
@@ -174,27 +276,48 @@ def plot_divergence_frontier(
     *,
     hparam: str = "lr",
     metric: str = "loss",
+    facet: str | Sequence[str] | None = None,
     title: str = "",
     ax=None,
     path: str | os.PathLike | None = None,
 ):
     """Final ``metric`` against ``hparam`` (log axis), diverged runs as red crosses on top, the
     empirical frontier shaded, and the stability bound ``2 / lambda_max`` of eq. (1) as a
-    vertical line.
+    vertical line; one panel (one frontier) per value of every other grid axis.
 
     Args:
       result: a ``SweepResult``.
       bound: the predicted largest stable learning rate, e.g.
         ``gradlab.train.max_stable_lr(loss, params, *data)``; ``None`` draws no line.
       hparam, metric: the grid name on the x axis, the column on the y axis.
+      facet: grid names that split the figure into panels, as in :func:`plot_sweep_curves`
+        (default: every other name but ``seed`` with more than one value).
+      title, ax, path: as in :func:`plot_sweep_curves`.
 
     Returns:
       The matplotlib figure.
     """
     xs = _column(result, hparam).astype(float)
     vals = _column(result, metric).astype(float)
+    facet = facet_names(result, hparam, facet, ax)
     div = result.diverged
-    fig, ax = new_axes(ax)
+    fig, panels = facet_panels(result, facet, ax)
+    for axis, mask, label in panels:
+        _frontier_panel(axis, xs[mask], vals[mask], div[mask], bound)
+        axis.set_xlabel(hparam)
+        axis.set_ylabel(f"final {metric}")
+        if label:
+            axis.set_title(label)
+    _legend_outside(fig, panels)
+    head = title or f"divergence frontier in {hparam}"
+    if facet:
+        fig.suptitle(head)
+    else:
+        panels[0][0].set_title(head)
+    return _finish(fig, path)
+
+
+def _frontier_panel(ax, xs, vals, div, bound) -> None:
     ok = ~div & np.isfinite(vals)
     ax.scatter(xs[ok], vals[ok], s=14, color="tab:blue", label="converged / stable")
     if ok.any():
@@ -216,12 +339,7 @@ def plot_divergence_frontier(
         ax.set_xscale("log")
     if ok.any() and np.all(vals[ok] > 0):
         ax.set_yscale("log")
-    ax.set_xlabel(hparam)
-    ax.set_ylabel(f"final {metric}")
-    ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or f"divergence frontier in {hparam}")
-    return _finish(fig, path)
 
 
 __all__ = ["plot_divergence_frontier", "plot_sweep_curves", "plot_sweep_heatmap"]
