@@ -4,7 +4,7 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
-from gradlab import derivations, optim
+from gradlab import datasets, derivations, optim
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
@@ -35,6 +35,7 @@ __all__ = [
     "check_hessian",
     "REGISTRY",
     "Derivation",
+    "datasets",
     "derivations",
     "optim",
     "IllConditionedWarning",
