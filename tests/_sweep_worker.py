@@ -14,8 +14,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import chex  # noqa: E402
 import jax  # noqa: E402
 
+if os.environ.get("SWEEP_CPU_DEVICES"):  # before any jax operation; chex raises if too late
+    chex.set_n_cpu_devices(int(os.environ["SWEEP_CPU_DEVICES"]))
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

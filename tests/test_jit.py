@@ -3,6 +3,7 @@ them all), static configuration stays static, and jit changes no bit of the resu
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,7 +48,7 @@ def test_lr_lambda_and_seed_are_traced_not_baked_in():
     assert loss.traces == traced  # no retrace for new values
     assert train._cache_size() == 1
     assert not np.array_equal(a.params["w"], b.params["w"])
-    jax.tree.map(np.testing.assert_array_equal, a, c)
+    chex.assert_trees_all_equal(a, c)
 
 
 def test_jit_changes_no_bit():
@@ -57,7 +58,7 @@ def test_jit_changes_no_bit():
     eager = run(0.1, P0, X, Y)
     # the same program: lr a constant and the arrays arguments in both
     jitted = jax.jit(lambda *a: run(0.1, *a))(P0, X, Y)
-    jax.tree.map(np.testing.assert_array_equal, eager, jitted)
+    chex.assert_trees_all_equal(eager, jitted)
     assert jitted.precision == eager.precision == "highest"
     # a traced lr, or data baked in as constants, is another program (XLA folds constants):
     # equal to rounding only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,10 +22,7 @@ ALONE = jax.jit(TRAIN)  # shared: one compilation per precision for the whole mo
 
 
 def _assert_tree_equal(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), strict=True)
+    chex.assert_trees_all_equal(a, b, strict=True)  # structure, shapes, dtypes and values
 
 
 def _lane(res: SweepResult, i: int):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _env(n_devices: int) -> dict:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n_devices}"
+    env["SWEEP_CPU_DEVICES"] = str(n_devices)  # _sweep_worker: chex.set_n_cpu_devices
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     env.pop("JAX_PLATFORMS", None)
     return env

@@ -14,6 +14,7 @@ on nothing but its own inputs and the batch size XLA compiled for.
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -71,7 +72,7 @@ def test_lane_equals_lone_run_bitwise(dtype, batch_size):
     assert batched.precision == "highest"
     for i in range(lr.shape[0]):
         alone = lone(lr[i], lam[i], keys[i])
-        jax.tree.map(np.testing.assert_array_equal, _lane(batched, i), alone)
+        chex.assert_trees_all_equal(_lane(batched, i), alone)
     # the grid's lanes are genuinely different runs (full-batch runs ignore the seed)
     distinct = lr.shape[0] if batch_size else lr.shape[0] // 2
     assert len({float(x) for x in batched.loss}) == distinct
@@ -88,7 +89,7 @@ def test_matmul_lanes_are_independent_bitwise_and_close_to_lone_runs():
         o = jnp.array(order)
         other = run(lr[o], lam[o], keys[o])
         for j, i in enumerate(order):
-            jax.tree.map(np.testing.assert_array_equal, _lane(full, i), _lane(other, j))
+            chex.assert_trees_all_equal(_lane(full, i), _lane(other, j))
     lone = jax.jit(train)
     for i in range(lr.shape[0]):
         alone = lone(lr[i], lam[i], keys[i])
@@ -112,7 +113,7 @@ def test_a_diverging_lane_is_frozen_and_isolated():
     a, b = _gd_lanes(calm), _gd_lanes(wild)
     np.testing.assert_array_equal(b.diverged, [False, True, False, True])
     for i, j in ((0, 0), (1, 2)):
-        jax.tree.map(np.testing.assert_array_equal, _lane(a, i), _lane(b, j))
+        chex.assert_trees_all_equal(_lane(a, i), _lane(b, j))
     for leaf in jax.tree.leaves(b):
         assert np.all(np.isfinite(np.asarray(leaf, dtype=float)))
     assert int(b.steps_taken[1]) == 0  # 1e200 is bad at the very first step
@@ -135,4 +136,4 @@ def test_early_stop_is_a_per_lane_mask():
     assert taken[0] == 400 and taken[1] > taken[2] > taken[3] > 0
     lone = jax.jit(train)
     for i in range(4):
-        jax.tree.map(np.testing.assert_array_equal, _lane(batched, i), lone(tols[i]))
+        chex.assert_trees_all_equal(_lane(batched, i), lone(tols[i]))
