@@ -169,3 +169,17 @@ def test_headline_names_the_float64_copy_when_only_it_fails():
         assert_grad_close(mse.mse_mean, off_by_1e5, *args)
     first = str(info.value).splitlines()[0]
     assert first.startswith("['w']: 4 of 4 elements differ in the float64 copy, worst ['w'][")
+
+
+def test_loading_the_plugin_leaves_jax_uninitialized():
+    """A user's conftest can still set the CPU device count after pytest loaded gradlab."""
+    code = (
+        "import chex, gradlab.pytest_plugin, jax; chex.set_n_cpu_devices(3); "
+        "print(jax.device_count())"
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "3"
