@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.check import _blame, _compare, _kinks, _tree, _witnesses
-from gradlab.check._report import (
+from gradlab.check._legacy_report import (
     DtypeVerdict,
     Element,
     GradReport,

@@ -34,7 +34,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _compare, _tree, _witnesses
-from gradlab.check._report import Element, GradReport, LeafReport, NonFinite
+from gradlab.check._legacy_report import Element, GradReport, LeafReport, NonFinite
 
 Kinds = ("auto", "hessian", "hvp")
 
