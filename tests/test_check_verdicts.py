@@ -22,7 +22,7 @@ def _failing_counts_add_up(report) -> None:
     assert counted == report.n_fail, [str(v) for v in report.verdicts]
 
 
-# ---- 1. kinks where several pieces meet: the Clarke subdifferential ------------------------------
+# ---- 1. kinks where several pieces meet: the Clarke subdifferential -----------------------------
 
 X_RELU = jnp.asarray([[1.0, 1.0, 0.0], [-2.0, 1.0, 0.0], [0.5, -1.0, 2.0], [1.5, 0.5, -1.0]])
 P_RELU = {
@@ -75,7 +75,7 @@ def test_relu_net_value_outside_every_nearby_gradient_still_fails():
     ]
 
 
-# ---- 2. a branch bug next to a kink --------------------------------------------------------------
+# ---- 2. a branch bug next to a kink -------------------------------------------------------------
 
 TAU = 0.3
 
@@ -117,7 +117,7 @@ def test_pinball_branch_bug_next_to_a_kink_is_a_hand_bug_with_counts_that_agree(
     _failing_counts_add_up(report)
 
 
-# ---- 3. blame only what a term explains ----------------------------------------------------------
+# ---- 3. blame only what a term explains ---------------------------------------------------------
 
 LAM1, LAM2 = 0.3, 0.35
 
@@ -176,7 +176,7 @@ def test_blame_names_no_term_when_none_explains_the_residual(enet_args, bug):
     assert report.verdicts[-1].kind is Finding.BLAME_UNEXPLAINED
 
 
-# ---- 4. the referee decides with the extrapolated value's error bar -----------------------------
+# ---- 4. the referee decides with the extrapolated value's error bar ----------------------------
 
 
 def rosen(x):
@@ -210,7 +210,7 @@ def test_rosenbrock_relative_1e6_bug_is_a_hand_bug_not_inconclusive():
     ]
 
 
-# ---- 5. readable at small errors ------------------------------------------------------------------
+# ---- 5. readable at small errors -----------------------------------------------------------------
 
 
 def test_a_1e6_error_prints_the_digits_that_differ():
@@ -241,7 +241,7 @@ def test_float32_findings_are_said_once_and_the_summary_is_true(capsys=None):
     assert "too" not in str(quiet.verdicts[0]) and "although float32 passes" in str(quiet)
 
 
-# ---- 6. inputs real users pass --------------------------------------------------------------------
+# ---- 6. inputs real users pass -------------------------------------------------------------------
 
 
 def _mse_w(w, X, y):
@@ -309,7 +309,7 @@ def test_float64_hand_for_float32_parameters_is_reported(small):
     assert Finding.HAND_DTYPE in report.kinds()
 
 
-# ---- 7. gradients as users have them: value_and_grad, named slices of a flat vector --------------
+# ---- 7. gradients as users have them: value_and_grad, named slices of a flat vector -------------
 
 EPS, ALPHA = 1.35, 1e-2
 

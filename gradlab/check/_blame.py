@@ -28,8 +28,9 @@ norm after adjusting for the :math:`m` columns fitted to :math:`n` elements,
 
 .. math::  R^2_{adj} = 1 - (1 - R^2)\,\frac{n}{n - m} \ge 0.99                          \tag{3}
 
-(with :math:`n \le m` nothing is named: :math:`m` columns fit any :math:`m` numbers). A residual that is not a combination of the term gradients (one
-element off, two elements swapped) gets "no single term explains it" and its :math:`R^2`.
+(with :math:`n \le m` nothing is named: :math:`m` columns fit any :math:`m` numbers). A
+residual that is not a combination of the term gradients (one element off, two elements
+swapped) gets "no single term explains it" and its :math:`R^2`.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from gradlab.check._fast import run_fast
 from gradlab.check._precision import Checked, run_full
 from gradlab.check._problem import Names, Problem, build
 from gradlab.check._report import DtypeVerdict, GradReport
-from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings, settings
+from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings
 from gradlab.check._verdict import Finding, Verdict
 
 
@@ -231,7 +231,7 @@ def check_grad(
         )
         fd_memory_budget = memory_budget
     with _x64():
-        s = settings(
+        s = Settings(
             mode, rtol, atol, key, directions, n_worst, fd_memory_budget, terms, term_grads
         )
         problem = build(loss, grad, args, argnums, names, value_and_grad)

@@ -26,7 +26,8 @@ one weight with opposite signs), the Clarke subdifferential -- the convex hull o
 gradients at nearby points -- can be wider than :math:`[\min(\partial^-, \partial^+),
 \max(\partial^-, \partial^+)]`. So at every suspect element (a kink by (2), or an element where
 hand and autodiff differ) the autodiff gradient is taken at ``NEARBY_SAMPLES`` seeded nearby
-points :math:`x + \delta u_s` and :math:`x + \tfrac\delta2 u_s` (:math:`u_s` seeded Gaussian, times each element's step :math:`h`), and each pair extrapolated to its limit along the ray:
+points :math:`x + \delta u_s` and :math:`x + \tfrac\delta2 u_s` (:math:`u_s` seeded Gaussian,
+times each element's step :math:`h`), and each pair extrapolated to its limit along the ray:
 
 .. math::  L_s = 2\,g(x + \tfrac\delta2 u_s) - g(x + \delta u_s), \qquad
            \text{drift} = \max_s \lvert g(x + \tfrac\delta2 u_s) - g(x + \delta u_s)\rvert  \tag{3}
