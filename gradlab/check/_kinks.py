@@ -16,7 +16,8 @@ when
 first-order Richardson extrapolations :math:`\partial^\pm = 2r(\tfrac h2) - r(h)` and
 :math:`2l(\tfrac h2) - l(h)`. For a convex (or concave) kink the subdifferential of the element is
 :math:`[\min(\partial^-, \partial^+), \max(\partial^-, \partial^+)]`; the hand value passes there
-when it lies inside, with a tolerance of the extrapolation error plus eq. (1) of ``_compare``.
+when it lies inside, with a tolerance of 4 times the extrapolation error plus eq. (1) of
+``_compare`` (``_judge``).
 Elements within :math:`h` of a kink are flagged as well (their central difference spans it);
 their interval is the slopes across the kink, which still holds the exact derivative.
 
@@ -96,16 +97,6 @@ def slopes(fd: FD) -> Slopes:
         err = np.abs(right - r2) + np.abs(left - l2) + noise
     kink &= np.isfinite(right) & np.isfinite(left)
     return Slopes(kink, left, right, err)
-
-
-def in_subdifferential(
-    value: np.ndarray, left: np.ndarray, right: np.ndarray, err: np.ndarray, slack: np.ndarray
-) -> np.ndarray:
-    """``min(l, r) - tol <= value <= max(l, r) + tol`` elementwise, ``tol = 4 err + slack``."""
-    tol = 4.0 * err + slack
-    lo, hi = np.minimum(left, right), np.maximum(left, right)
-    with np.errstate(all="ignore"):
-        return (value >= lo - tol) & (value <= hi + tol) & np.isfinite(value)
 
 
 def convention(value: float, left: float, right: float, tol: float, low: float, high: float) -> str:

@@ -25,20 +25,24 @@ def judge_all(
     """Judge every precision against one ``fd``: sample nearby gradients at the suspects and
     refine the differences where the referee is undecided (both computed once, for all)."""
     wide = problems[-1]
-    near = _kinks.Nearby.empty(fd.r.size)
-    first = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+
+    def judge_each(fd, near):
+        return [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+
+    judged = judge_each(fd, _kinks.Nearby.empty(fd.r.size))
     suspects = np.zeros(fd.r.size, bool)
-    for j in first:
+    for j in judged:
         suspects |= (~j.ok | j.kink) & where
+    near = _kinks.Nearby.empty(fd.r.size)
     if suspects.any():
         near = _kinks.nearby(wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed)
-    judged = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+        judged = judge_each(fd, near)
     undecided = np.zeros(fd.r.size, bool)
     for j in judged:
         undecided |= j.masks.inconclusive & where
     if undecided.any():
         fd = _differences.refine(fd, wide.loss, wide.args, wide.argnums, undecided, s.fd_budget)
-        judged = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+        judged = judge_each(fd, near)
     return judged
 
 
