@@ -1,18 +1,36 @@
 """Argument checks shared by every layer: errors that name the argument, the expectation, what came.
 
 Shape and dtype checks run at trace time, so they work under ``jit`` and ``vmap``. Value checks
-(finiteness, positivity, simplex membership) need concrete values: they run when the argument is
-a concrete array and are skipped for tracers, where a check would need ``checkify``. Call the
-function eagerly once (as ``gradlab.check`` does) to have them.
+(finiteness, positivity, simplex membership, support) raise at once on a concrete argument. On a
+tracer they cannot raise; they record a traced failure flag instead, when a caller has opened a
+collector at the current trace level (:func:`validity`), and are skipped otherwise (a user's own
+``jax.jit(loss)``). :func:`validity` turns the value checks a function makes into a
+:class:`Validity`: a boolean ``bad`` and an ``int32`` ``reason`` indexing static messages, plain
+arrays that cross ``jit``, ``vmap`` and ``lax.scan``, so a vmapped run reports a flagged lane with
+its reason and an eager caller raises :class:`InvalidValueError`. :meth:`Validity.checkify`
+re-emits the verdict as ``jax.experimental.checkify`` checks for callers that functionalize
+errors with checkify.
+
+The rule for which checks a collector sees: those made on tracers of the collector's own trace,
+i.e. the checked function called directly inside the caller's ``jit``/``vmap`` (``fit`` and the
+checker do so). Checks made under a transformation the function itself opens (its own
+``jax.jit``, ``jax.grad``, ``lax.scan``) belong to an inner trace and are not collected (they
+could not leave it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify as _checkify
+from jax.extend.core import get_opaque_trace_state
 
 
 def is_concrete(x) -> bool:
@@ -58,17 +76,118 @@ def check_integer(name: str, x) -> None:
         raise TypeError(f"{name} must be an integer array; got dtype {jnp.result_type(x)}")
 
 
+# ---- traced value checks ------------------------------------------------------------------------
+
+
+class InvalidValueError(ValueError):
+    """A value check failed on values that were traced (inside ``fit``, a sweep or the checker)."""
+
+
+@dataclasses.dataclass
+class _Collector:
+    trace: Any  # the opaque trace state the collector was opened in
+    failures: list[tuple[str, jax.Array]]  # (message, traced bool: the check failed)
+
+
+_COLLECTOR: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
+    "gradlab_value_checks", default=None
+)
+
+
+def _record(message: str, failed: jax.Array) -> None:
+    """Record a traced check's failure flag in the open collector of this trace level, if any."""
+    col = _COLLECTOR.get()
+    if col is not None and get_opaque_trace_state() == col.trace:
+        col.failures.append((message, jnp.asarray(failed, dtype=bool)))
+
+
+@contextlib.contextmanager
+def collect_checks() -> Iterator[list[tuple[str, jax.Array]]]:
+    """Collect the traced value checks made at the current trace level inside the block."""
+    col = _Collector(get_opaque_trace_state(), [])
+    token = _COLLECTOR.set(col)
+    try:
+        yield col.failures
+    finally:
+        _COLLECTOR.reset(token)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Validity:
+    """The verdict of traced value checks: a pytree of two arrays (``messages`` is static aux
+    data), so it crosses ``jit`` and ``vmap``.
+
+    Attributes:
+      bad: bool array, some check failed.
+      reason: int32 array, the index in ``messages`` of the first failed check, ``-1`` if none.
+      messages: the checks' messages, in the order they were made (static).
+    """
+
+    bad: jax.Array
+    reason: jax.Array
+    messages: tuple[str, ...] = dataclasses.field(metadata={"static": True})
+
+    def message(self) -> str | None:
+        """The first failed check's message for a concrete, unbatched verdict; None if valid."""
+        r = int(self.reason)
+        return None if r < 0 else self.messages[r]
+
+    def raise_if_bad(self, where: str = "") -> None:
+        """Raise :class:`InvalidValueError` for a concrete verdict (any lane failing)."""
+        reasons = np.asarray(self.reason).ravel()
+        bad = sorted({int(r) for r in reasons if r >= 0})
+        if bad:
+            lanes = "" if np.ndim(self.reason) == 0 else f" ({int((reasons >= 0).sum())} lane(s))"
+            text = "; ".join(self.messages[r] for r in bad)
+            raise InvalidValueError(f"{where}{text}{lanes}")
+
+    def checkify(self) -> None:
+        """Emit the verdict as ``checkify.check`` calls (inside ``checkify.checkify``)."""
+        for i, msg in enumerate(self.messages):
+            _checkify.check(self.reason != i, msg)
+
+
+def first_failure(failures: Sequence[tuple[str, jax.Array]]) -> Validity:
+    """Fold collected ``(message, failed)`` flags into a :class:`Validity` (first failure wins)."""
+    messages = tuple(m for m, _ in failures)
+    reason = jnp.asarray(-1, jnp.int32)
+    for i in reversed(range(len(failures))):
+        reason = jnp.where(failures[i][1], jnp.int32(i), reason)
+    return Validity(reason >= 0, reason, messages)
+
+
+def validity(fn: Callable[..., Any], *args: Any) -> Validity:
+    """The value checks ``fn(*args)`` makes, as a traced :class:`Validity` (``fn``'s output is
+    discarded, so under ``jit`` XLA keeps only the checks' arithmetic).
+
+    Call it inside ``jit``/``vmap`` with the arguments of the current trace; on concrete
+    arguments the checks raise at once, as they always do.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from gradlab.derivations.softmax_nll import softmax_nll
+      >>> f = jax.jit(lambda x: validity(softmax_nll, {"theta": jnp.zeros(3)}, x))
+      >>> f(jnp.array([0, 2])).message() is None, f(jnp.array([0, 3])).message()
+      (True, 'x must lie in the support [0, 2]')
+    """
+    with collect_checks() as failures:
+        fn(*args)
+    return first_failure(failures)
+
+
 def _first_bad(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
 
 def check_finite(name: str, x) -> None:
     """Raise if a concrete ``x`` holds NaN or inf, naming the first offending index."""
+    if jnp.result_type(x).kind not in "fc":
+        return
     if not is_concrete(x):
+        _record(f"{name} must be finite", ~jnp.all(jnp.isfinite(x)))
         return
     a = np.asarray(x)
-    if a.dtype.kind not in "fc":
-        return
     bad = ~np.isfinite(a)
     if bad.any():
         idx = _first_bad(bad)
@@ -81,6 +200,7 @@ def check_finite(name: str, x) -> None:
 def check_positive(name: str, x) -> None:
     """Raise if a concrete ``x`` has an entry <= 0."""
     if not is_concrete(x):
+        _record(f"{name} must be > 0 everywhere", ~jnp.all(x > 0))
         return
     a = np.asarray(x)
     bad = ~(a > 0)
@@ -90,7 +210,9 @@ def check_positive(name: str, x) -> None:
 
 
 def check_nonnegative(name: str, x) -> None:
+    """Raise if a concrete ``x`` has an entry < 0 (or NaN)."""
     if not is_concrete(x):
+        _record(f"{name} must be >= 0 everywhere", ~jnp.all(x >= 0))
         return
     a = np.asarray(x)
     bad = ~(a >= 0)
@@ -99,14 +221,30 @@ def check_nonnegative(name: str, x) -> None:
         raise ValueError(f"{name} must be >= 0 everywhere; got {a[idx]} at index {idx}")
 
 
+def check_at_least(name: str, x, low: float) -> None:
+    """Raise if a concrete ``x`` has an entry below ``low``."""
+    if not is_concrete(x):
+        _record(f"{name} must be >= {low}", ~jnp.all(x >= low))
+        return
+    a = np.asarray(x)
+    bad = ~(a >= low)
+    if bad.any():
+        idx = _first_bad(bad)
+        raise ValueError(f"{name} must be >= {low}; got {a[idx]} at index {idx}")
+
+
 def check_simplex(name: str, x, *, axis: int = -1, atol: float | None = None) -> None:
     """Raise if a concrete ``x`` is not on the probability simplex along ``axis``."""
+    if atol is None:
+        eps = float(jnp.finfo(jnp.result_type(x)).eps)
+        atol = 1e3 * eps * max(1, np.shape(x)[axis])
     if not is_concrete(x):
+        check_nonnegative(name, x)
+        off = jnp.abs(jnp.sum(x, axis=axis) - 1.0) > atol
+        _record(f"{name} must sum to 1 along axis {axis} (a point on the simplex)", jnp.any(off))
         return
     a = np.asarray(x)
     check_nonnegative(name, a)
-    if atol is None:
-        atol = 1e3 * float(np.finfo(a.dtype).eps) * max(1, a.shape[axis])
     total = a.sum(axis=axis)
     off = np.abs(total - 1.0) > atol
     if np.any(off):
@@ -116,10 +254,17 @@ def check_simplex(name: str, x, *, axis: int = -1, atol: float | None = None) ->
         )
 
 
-def check_in_range(name: str, x, low: int, high: int) -> None:
-    """Raise if a concrete integer ``x`` has entries outside ``[low, high)``."""
-    if not is_concrete(x):
+def check_in_range(name: str, x, low: int, high: int | jax.Array) -> None:
+    """Raise if a concrete integer ``x`` has entries outside ``[low, high)`` (``high`` may be a
+    traced integer scalar, e.g. a vmapped support size ``d``)."""
+    if not (is_concrete(x) and is_concrete(high)):
+        wide = jax.dtypes.canonicalize_dtype(jnp.int64)  # uint8 data against an int32 d
+        xw, hw = jnp.asarray(x).astype(wide), jnp.asarray(high).astype(wide)
+        top = f"{high - 1}" if is_concrete(high) else "d-1"
+        failed = jnp.any((xw < low) | (xw >= hw))
+        _record(f"{name} must lie in the support [{low}, {top}]", failed)
         return
+    high = int(high)
     a = np.asarray(x)
     bad = (a < low) | (a >= high)
     if bad.any():
@@ -147,6 +292,7 @@ def check_keys(name: str, tree, expected: Sequence[str]) -> None:
 def check_binary(name: str, x) -> None:
     """Raise if a concrete ``x`` has an entry other than 0 or 1 (labels stored as floats)."""
     if not is_concrete(x):
+        _record(f"{name} must hold only 0 and 1", ~jnp.all((x == 0) | (x == 1)))
         return
     a = np.asarray(x)
     bad = (a != 0) & (a != 1)

@@ -122,9 +122,10 @@ def check_support_size(d, *, edge: bool) -> int | None:
     if np.ndim(d) != 0:
         raise ValueError(f"d (the number of bins) must be a scalar; got shape {v.shape_of(d)}")
     v.check_integer("d (the number of bins)", d)
-    if not v.is_concrete(d):
-        return None
     low = 2 if edge else 1
+    if not v.is_concrete(d):
+        v.check_at_least("d (the number of bins)", d, low)
+        return None
     if int(d) < low:
         raise ValueError(f"d (the number of bins) must be >= {low}; got {int(d)}")
     return int(d)
@@ -157,7 +158,8 @@ def _check(params, x, d, edge: bool) -> None:
     check_components(params, ("mu", "s", "pi"))
     v.check_positive('params["s"]', params["s"])
     v.check_simplex('params["pi"]', params["pi"])
-    check_data("x", x, check_support_size(d, edge=edge))
+    size = check_support_size(d, edge=edge)
+    check_data("x", x, d if size is None else size)  # a traced d is checked traced
 
 
 # ---- the log-space core, shared with logistic_mixture_stable ------------------------------------

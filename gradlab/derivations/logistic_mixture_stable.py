@@ -54,7 +54,8 @@ NAMES = ("mu", "log_s", "logit_pi")
 
 def _check(params, x, d, edge: bool) -> None:
     _seed.check_components(params, NAMES)
-    check_data("x", x, _seed.check_support_size(d, edge=edge))
+    size = _seed.check_support_size(d, edge=edge)
+    check_data("x", x, d if size is None else size)  # a traced d is checked traced
 
 
 def to_seed(params):

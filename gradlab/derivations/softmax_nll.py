@@ -56,12 +56,13 @@ from gradlab import _validate as v
 from gradlab.derivations._derivation import Derivation
 
 
-def check_data(name: str, x, d: int | None) -> None:
+def check_data(name: str, x, d: int | jax.Array | None) -> None:
     """Validate integer data on the support ``{0, ..., d-1}``; shared with the mixture modules.
 
     NaN (float data) is reported as non-finite first; other float data is a ``TypeError``;
     values outside the support name the support and the first offending value (when concrete).
-    ``d=None`` (a traced support size) checks only ``x >= 0``.
+    ``d`` may be a traced integer scalar (checked traced, see ``gradlab._validate``); ``None``
+    checks only ``x >= 0``.
     """
     v.check_ndim(name, x, 1)
     if np.shape(x)[0] < 1:

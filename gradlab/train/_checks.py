@@ -16,20 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab import _validate as v
+from gradlab.optim._learning_rate import learning_rates
 from gradlab.train._batching import SAMPLING
-
-PRECISIONS = (
-    "highest",
-    "float32",
-    "high",
-    "bfloat16_3x",
-    "tensorfloat32",
-    "default",
-    "bfloat16",
-    "fastest",
-)
-
-_LR_NAMES = ("learning_rate", "lr", "step_size")
+from gradlab.train._types import PRECISIONS, EarlyStop
 
 
 def static_int(name: str, x, *, low: int) -> int:
@@ -95,7 +84,8 @@ def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> N
 
 
 def check_grad(grad: Callable, params0, data: tuple) -> None:
-    """A hand gradient must return a pytree of the structure and shapes of ``params0``."""
+    """A hand gradient must return a pytree of the structure, shapes and dtypes of ``params0``
+    (a weakly typed Python float adopts its parameter's dtype and passes)."""
     if not callable(grad):
         raise TypeError(f"grad must be callable as grad(params, *data) or None; got {grad!r}")
     try:
@@ -113,10 +103,19 @@ def check_grad(grad: Callable, params0, data: tuple) -> None:
         )
     pairs = zip(jax.tree_util.tree_leaves_with_path(params0), jax.tree.leaves(out), strict=True)
     for (path, p), g in pairs:
+        leaf = jax.tree_util.keystr(path)
         if np.shape(p) != g.shape:
             raise ValueError(
-                f"grad(params0, *data) leaf {jax.tree_util.keystr(path)} has shape {g.shape} but "
-                f"params0 has {np.shape(p)}"
+                f"grad(params0, *data) leaf {leaf} has shape {g.shape} but params0 has "
+                f"{np.shape(p)}"
+            )
+        want_dtype = jnp.result_type(p)
+        weak_float = g.weak_type and jnp.issubdtype(g.dtype, jnp.floating)
+        if g.dtype != want_dtype and not weak_float:
+            raise TypeError(
+                f"grad(params0, *data) leaf {leaf} has dtype {g.dtype} but params0{leaf} has "
+                f"{want_dtype}; a gradient has its parameter's dtype (an integer gradient would "
+                "train with a truncated or zero step)"
             )
 
 
@@ -131,31 +130,34 @@ def check_params(params0) -> None:
 
 
 def check_optimizer(optimizer, params0) -> None:
-    """An optax ``GradientTransformation``; a concrete injected learning rate must be > 0.
+    """An optax ``GradientTransformation``; a concrete readable learning rate must be > 0.
 
-    Only learning rates the optimizer exposes can be read: those of ``optax.inject_hyperparams``
-    (in its state's ``hyperparams``). A Python float closed over by ``optax.sgd(lr)`` is invisible
-    once the transformation is built.
+    The readable learning rates and the rule are those of ``gradlab.optim._learning_rate``: a
+    :class:`~gradlab.optim.WithLearningRate` (``gradlab.optim.with_learning_rate``, gradlab's own
+    optimizers) and ``optax.inject_hyperparams`` states; a scheduled one must be >= 0 at step 0.
+    Traced ones are checked inside the loop (a flagged run). A Python float closed over by
+    ``optax.sgd(lr)`` is invisible once the transformation is built.
     """
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
             "optimizer must be an optax.GradientTransformation (init, update); got "
             f"{type(optimizer).__name__}"
         )
-    state = optimizer.init(params0)
-    for node in jax.tree.leaves(state, is_leaf=lambda s: hasattr(s, "hyperparams")):
-        hyper = getattr(node, "hyperparams", None)
-        if not isinstance(hyper, dict):
+    for lr in learning_rates(optimizer, optimizer.init(params0)):
+        if not v.is_concrete(lr.value):
             continue
-        for key in _LR_NAMES:
-            lr = hyper.get(key)
-            if lr is None or not v.is_concrete(lr) or callable(lr):
-                continue
-            a = np.asarray(lr)
-            if a.dtype.kind in "fiu" and not np.all(a > 0):
-                raise ValueError(
-                    f"the optimizer's {key} must be > 0 (gradient descent); got {a.tolist()}"
-                )
+        a = np.asarray(lr.value)
+        if a.dtype.kind not in "fiu":
+            continue
+        if lr.scheduled and not np.all(a >= 0):
+            raise ValueError(
+                f"the optimizer's scheduled {lr.name} must be >= 0 (gradient descent); got "
+                f"{a.tolist()} at step 0"
+            )
+        if not lr.scheduled and not np.all(a > 0):
+            raise ValueError(
+                f"the optimizer's {lr.name} must be > 0 (gradient descent); got {a.tolist()}"
+            )
 
 
 def check_batching(batch_size, sampling, key, n) -> int | None:
@@ -182,8 +184,6 @@ def check_batching(batch_size, sampling, key, n) -> int | None:
 
 
 def check_early_stop(early_stop) -> None:
-    from gradlab.train.fit import EarlyStop
-
     if early_stop is None:
         return
     if not isinstance(early_stop, EarlyStop):

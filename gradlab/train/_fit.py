@@ -72,87 +72,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
-from jax import lax
 
-from gradlab.train import _batching, _carry
+from gradlab import _validate as v
 from gradlab.train import _checks as c
+from gradlab.train import _loop
+from gradlab.train._types import EarlyStop, FitConfig, FitResult
 
 PyTree = Any
 
-
-@dataclasses.dataclass(frozen=True)
-class EarlyStop:
-    """Seed 002's early-stopping rule, eq. (4): stop after ``patience`` consecutive accepted
-    steps whose full-data loss improvement is below ``tol`` (absolute).
-
-    ``tol`` may be an array (vmapped over); ``patience`` is a Python int.
-    """
-
-    tol: float | jax.Array = 1e-6
-    patience: int = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class FitResult:
-    """What :func:`fit` returns; a pytree (``precision`` is static aux data), so it crosses
-    ``jit`` and ``vmap`` (under ``vmap`` every array field gains the leading batch axis).
-
-    Attributes:
-      params: final parameters (the last accepted ones for a diverged run; never NaN unless
-        ``params0`` was).
-      history: ``{"loss", "grad_norm", *metrics}``, each of shape ``(steps // record_every,)``,
-        eq. (5), at full data. After a run freezes its entries repeat the frozen values.
-      history_steps: ``(steps // record_every,)`` int, the step count each entry was taken at
-        (``record_every, 2 record_every, ..., steps``).
-      loss: full-data loss at ``params``.
-      diverged: bool, the run hit eq. (2) (and froze).
-      stopped_early: bool, the run met eq. (4).
-      steps_taken: int32, accepted steps (``steps`` for a run that neither diverged nor stopped).
-      opt_state: the optimizer state at ``params`` (e.g. for ``gradlab.optim.fista_iterate``,
-        whose iterate lives in the state while ``params`` is the extrapolated point).
-      precision: the matmul precision the loop was traced under.
-    """
-
-    params: PyTree
-    history: dict[str, jax.Array]
-    history_steps: jax.Array
-    loss: jax.Array
-    diverged: jax.Array
-    stopped_early: jax.Array
-    steps_taken: jax.Array
-    opt_state: PyTree = None
-    precision: str = "highest"
-
-
-jax.tree_util.register_dataclass(
-    FitResult,
-    data_fields=[
-        "params",
-        "history",
-        "history_steps",
-        "loss",
-        "diverged",
-        "stopped_early",
-        "steps_taken",
-        "opt_state",
-    ],
-    meta_fields=["precision"],
-)
-
-
-class _Config(NamedTuple):
-    steps: int
-    record_every: int
-    batch_size: int | None
-    sampling: str
-    patience: int | None
-    unroll: int
-    n: int | None
+# One compiled loop per (loss, grad, optimizer, metrics, config) and input shapes: repeated
+# eager calls with the same objects reuse it (a fresh jax.jit per call recompiled every time).
+_run = jax.jit(_loop.run, static_argnums=0)
 
 
 def fit(
@@ -231,6 +165,50 @@ def fit(
       >>> train(jnp.array([0.01, 0.1, 10.0])).diverged.tolist()
       [False, False, True]
     """
+    spec = _spec(
+        loss,
+        params0,
+        data,
+        optimizer,
+        steps,
+        grad,
+        key,
+        batch_size,
+        sampling,
+        record_every,
+        metrics,
+        early_stop,
+        divergence_bound,
+        unroll,
+    )
+    precision = c.check_precision(precision)
+    tol = None if early_stop is None else early_stop.tol
+    key = key if spec.cfg.batch_size is not None else None
+    with jax.default_matmul_precision(precision):
+        out = _compiled(spec)(params0, tuple(data), key, tol, divergence_bound)
+    out = dataclasses.replace(out, precision=precision)
+    if v.is_concrete(out.invalid) and bool(out.invalid):
+        _raise_invalid(out, loss, params0, data)
+    return out
+
+
+def _spec(
+    loss: Callable[..., jax.Array],
+    params0: PyTree,
+    data: tuple,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    grad: Callable[..., PyTree] | None,
+    key: jax.Array | None,
+    batch_size: int | None,
+    sampling: str,
+    record_every: int,
+    metrics: dict[str, Callable[[PyTree], jax.Array]] | None,
+    early_stop: EarlyStop | None,
+    divergence_bound: float | jax.Array | None,
+    unroll: int,
+) -> _loop.Spec:
+    """Check every argument from shapes (nothing compiled) and build the loop's static spec."""
     steps = c.static_int("steps", steps, low=1)
     record_every = c.static_int("record_every", record_every, low=1)
     if steps % record_every:
@@ -239,7 +217,6 @@ def fit(
             f"record_every={record_every}"
         )
     unroll = c.static_int("unroll", unroll, low=1)
-    precision = c.check_precision(precision)
     data, n = c.check_data(data)
     c.check_params(params0)
     c.check_loss(loss, params0, data)
@@ -252,8 +229,7 @@ def fit(
     c.check_early_stop(early_stop)
     c.check_bound(divergence_bound)
     c.check_optimizer(optimizer, params0)
-
-    cfg = _Config(
+    cfg = FitConfig(
         steps=steps,
         record_every=record_every,
         batch_size=batch_size,
@@ -262,118 +238,28 @@ def fit(
         unroll=unroll,
         n=n,
     )
-    run = functools.partial(_run, loss, grad, optimizer, metric_fns, cfg)
-    tol = None if early_stop is None else early_stop.tol
-    if batch_size is None:
-        key = None
-    with jax.default_matmul_precision(precision):
-        out = jax.jit(run)(params0, data, key, tol, divergence_bound)
-    return dataclasses.replace(out, precision=precision)
+    return _loop.Spec(loss, grad, optimizer, metric_fns, cfg)
 
 
-def _run(loss, grad, optimizer, metrics, cfg: _Config, params0, data, key, tol, bound):
-    grad_fn = jax.grad(loss) if grad is None else grad
-    if grad is None:
-        value_and_grad = jax.value_and_grad(loss)
-    else:
+def _compiled(spec: _loop.Spec) -> Callable[..., FitResult]:
+    """The shared cached loop, or a fresh one for a spec that cannot be hashed (a callable
+    object without ``__hash__``): such calls compile every time."""
+    try:
+        hash(spec)
+    except TypeError:
+        return jax.jit(functools.partial(_loop.run, spec))
+    return functools.partial(_run, spec)
 
-        def value_and_grad(p, *d):
-            return loss(p, *d), grad(p, *d)
 
-    batched = cfg.batch_size is not None
-    if batched:
-        sample = _batching.sampler(cfg.sampling)
-        loss0, g0 = loss(params0, *data), None
-    else:
-        loss0, g0 = value_and_grad(params0, *data)
-    bound = (
-        1e6 * jnp.maximum(jnp.abs(loss0), 1.0)
-        if bound is None
-        else jnp.asarray(bound, dtype=loss0.dtype)
-    )  # (2)
-    ok0 = jnp.isfinite(loss0) & _carry.all_finite(params0) & _carry.all_finite(g0)
-    state0 = (params0, optimizer.init(params0), g0)
-    packing = _carry.Packing(state0)
-    zero = jnp.zeros((), jnp.int32)
-    counters0 = jnp.stack([zero, zero, zero, zero, (~ok0).astype(jnp.int32)])
-
-    def unpack(buffers, loss_, counters) -> _carry.Carry:
-        params, opt_state, grad_ = packing.unpack(buffers)
-        step_, stall, taken, stopped, diverged = (counters[i] for i in range(5))
-        return _carry.Carry(
-            params, opt_state, loss_, grad_, step_, stall, stopped != 0, diverged != 0, taken
-        )
-
-    def step(packed):
-        s = unpack(*packed)
-        active = ~(s.stopped | s.diverged)
-        if batched:
-            idx = sample(key, s.step, cfg.n, cfg.batch_size)
-            g = grad_fn(s.params, *_batching.take(data, idx))  # (1) on B_t
-        else:
-            g = s.grad  # (1), carried from the previous step's value_and_grad
-        updates, opt_state = optimizer.update(g, s.opt_state, s.params)
-        params = optax.apply_updates(s.params, updates)  # (1)
-        if batched:
-            new_loss, new_grad = loss(params, *data), None
-        else:
-            new_loss, new_grad = value_and_grad(params, *data)
-        bad = (
-            ~jnp.isfinite(new_loss)
-            | (new_loss > bound)
-            | ~_carry.all_finite(params)
-            | ~_carry.all_finite(new_grad)
-        )  # (2)
-        accept = active & ~bad
-        stall, stopped = s.stall, s.stopped
-        if cfg.patience is not None:
-            small = (s.loss - new_loss) < tol  # (4)
-            stall = jnp.where(accept, jnp.where(small, stall + 1, 0), stall)
-            stopped = stopped | (accept & (stall >= cfg.patience))
-        new = packing.pack((params, opt_state, new_grad))
-        buffers = tuple(jnp.where(accept, a, b) for a, b in zip(new, packed[0], strict=True))  # (3)
-        kept_loss = jnp.where(accept, new_loss, s.loss)
-        counters = jnp.stack(
-            [
-                s.step + 1,
-                stall,
-                s.taken + accept.astype(jnp.int32),
-                stopped.astype(jnp.int32),
-                (s.diverged | (active & bad)).astype(jnp.int32),  # (3)
-            ]
-        )
-        return buffers, kept_loss, counters
-
-    def record(packed) -> dict[str, jax.Array]:
-        s = unpack(*packed)
-        g = grad_fn(s.params, *data) if batched else s.grad
-        hist = {"loss": s.loss, "grad_norm": optax.tree.norm(g)}  # (5)
-        for name, fn in metrics:
-            hist[name] = fn(s.params)
-        return hist
-
-    def block(s, _):
-        if cfg.record_every == 1:
-            s = step(s)
-        else:
-            s, _ = lax.scan(
-                lambda t, _: (step(t), None), s, None, length=cfg.record_every, unroll=cfg.unroll
-            )
-        return s, record(s)
-
-    n_records = cfg.steps // cfg.record_every
-    outer_unroll = cfg.unroll if cfg.record_every == 1 else 1
-    packed, history = lax.scan(
-        block, (packing.pack(state0), loss0, counters0), None, length=n_records, unroll=outer_unroll
-    )
-    last = unpack(*packed)
-    return FitResult(
-        params=last.params,
-        history=history,
-        history_steps=cfg.record_every * jnp.arange(1, n_records + 1, dtype=jnp.int32),
-        loss=last.loss,
-        diverged=last.diverged,
-        stopped_early=last.stopped,
-        steps_taken=last.taken,
-        opt_state=last.opt_state,
-    )
+def _raise_invalid(out: FitResult, loss: Callable, params0: PyTree, data: tuple) -> None:
+    """Raise the named error of an eager run that failed a value check. A check on concrete
+    ``params0``/``data`` is re-run eagerly for its detail (the first offending index)."""
+    reason = out.reasons().item()
+    detail = None
+    if reason.endswith(_loop.AT_START):
+        try:
+            loss(params0, *data)
+        except ValueError as e:
+            detail = e
+    suffix = "" if detail is None else f": {detail}"
+    raise v.InvalidValueError(f"fit: {reason}{suffix}") from detail
