@@ -66,6 +66,17 @@ def check_same_shape(name_a: str, a, name_b: str, b) -> None:
         )
 
 
+def check_same_dtype(name_a: str, a, name_b: str, b) -> None:
+    """Raise unless ``a`` and ``b`` share one dtype (no silent promotion, e.g. a float16 ``X``
+    against a float32 ``y``, which would change a loop carry's dtype mid-scan)."""
+    da, db = jnp.result_type(a), jnp.result_type(b)
+    if da != db:
+        raise TypeError(
+            f"{name_a} has dtype {da} but {name_b} has dtype {db}; they must share one dtype "
+            f"(cast one, e.g. {name_b}.astype({name_a}.dtype))"
+        )
+
+
 def check_floating(name: str, x) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise TypeError(f"{name} must be a floating-point array; got dtype {jnp.result_type(x)}")

@@ -40,6 +40,7 @@ from gradlab.derivations._derivation import Derivation
 
 
 def _check(params, X, y) -> None:
+    v.check_keys("params", params, ("w", "b"))
     v.check_ndim("X", X, 2)
     n, d = X.shape
     v.check_shape("y", y, (n,))
@@ -53,6 +54,18 @@ def residual(params, X, y) -> jax.Array:
     """``r = X w + b - y``, eq. (1). Shapes are checked: ``y`` must be ``(n,)``, not ``(n, 1)``."""
     _check(params, X, y)
     return X @ params["w"] + params["b"] - y  # (1)
+
+
+def _scale(params, X, numerator: float) -> float:
+    """``numerator / n``, ``c`` of eq. (6), once the structure allows it (the values are checked
+    where they are used): ``n = 0`` is an error, not a division by zero."""
+    v.check_keys("params", params, ("w", "b"))
+    v.check_ndim("X", X, 2)
+    if X.shape[0] < 1:
+        raise ValueError(
+            f"X must hold at least one row (the mean is over rows); got shape {v.shape_of(X)}"
+        )
+    return numerator / X.shape[0]
 
 
 def _half_sq(params, X, y, c):
@@ -86,22 +99,22 @@ def _hvp(params, X, y, tangent, c):
 
 def mse_mean(params, X, y) -> jax.Array:
     """``J = (1/n) ||X w + b - y||^2``, eq. (2)."""
-    return _half_sq(params, X, y, 2.0 / X.shape[0])
+    return _half_sq(params, X, y, _scale(params, X, 2.0))
 
 
 def mse_mean_grad(params, X, y):
     """``dJ/dw = (2/n) X^T r``, ``dJ/db = (2/n) sum r``, eq. (3)."""
-    return _grad(params, X, y, 2.0 / X.shape[0])
+    return _grad(params, X, y, _scale(params, X, 2.0))
 
 
 def mse_mean_hessian(params, X, y):
     """Eq. (6) with ``c = 2/n``."""
-    return _hessian(params, X, y, 2.0 / X.shape[0])
+    return _hessian(params, X, y, _scale(params, X, 2.0))
 
 
 def mse_mean_hvp(params, X, y, tangent):
     """Eq. (6) applied to ``tangent`` with ``c = 2/n``."""
-    return _hvp(params, X, y, tangent, 2.0 / X.shape[0])
+    return _hvp(params, X, y, tangent, _scale(params, X, 2.0))
 
 
 # ---- half-mean convention, seed 001: L = 1/(2m) ||r||^2 -------------------------------------
@@ -109,22 +122,22 @@ def mse_mean_hvp(params, X, y, tangent):
 
 def mse_half_mean(params, X, y) -> jax.Array:
     """``L = 1/(2m) ||X w + b - y||^2``, eq. (4)."""
-    return _half_sq(params, X, y, 1.0 / X.shape[0])
+    return _half_sq(params, X, y, _scale(params, X, 1.0))
 
 
 def mse_half_mean_grad(params, X, y):
     """``dL/dw = (1/m) X^T r``, ``dL/db = (1/m) sum r``, eq. (5)."""
-    return _grad(params, X, y, 1.0 / X.shape[0])
+    return _grad(params, X, y, _scale(params, X, 1.0))
 
 
 def mse_half_mean_hessian(params, X, y):
     """Eq. (6) with ``c = 1/m``."""
-    return _hessian(params, X, y, 1.0 / X.shape[0])
+    return _hessian(params, X, y, _scale(params, X, 1.0))
 
 
 def mse_half_mean_hvp(params, X, y, tangent):
     """Eq. (6) applied to ``tangent`` with ``c = 1/m``."""
-    return _hvp(params, X, y, tangent, 1.0 / X.shape[0])
+    return _hvp(params, X, y, tangent, _scale(params, X, 1.0))
 
 
 def make_args(key, shape, dtype):

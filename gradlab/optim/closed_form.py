@@ -69,10 +69,23 @@ class IllConditionedWarning(UserWarning):
 def _check_data(X, y) -> None:
     v.check_ndim("X", X, 2)
     v.check_floating("X", X)
+    if X.shape[0] < 1:
+        raise ValueError(
+            f"X must hold at least one row (an example) to fit; got shape {v.shape_of(X)}"
+        )
     v.check_shape("y", y, (X.shape[0],))
     v.check_floating("y", y)
     v.check_finite("X", X)
     v.check_finite("y", y)
+
+
+def _solvable(a: jax.Array) -> jax.Array:
+    """``a`` in a dtype XLA's SVD and LU accept: float16/bfloat16 are solved in float32."""
+    return a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a
+
+
+def _in_dtype(params: dict, dtype) -> dict:
+    return jax.tree.map(lambda a: a.astype(dtype), params)
 
 
 def _center(X, y, fit_intercept: bool):
@@ -98,7 +111,11 @@ def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None)
 
     Returns:
       ``{"w": (d,), "b": ()}``, the minimizer of ``mse_mean`` and ``mse_half_mean`` (the
-      minimum-norm ``w`` when ``X_c`` is rank deficient).
+      minimum-norm ``w`` when ``X_c`` is rank deficient), in ``X``'s dtype (float16 and
+      bfloat16 data are solved in float32, which XLA's SVD needs, and rounded back).
+
+    Raises:
+      ValueError: ``X`` with no rows, non-finite data, mismatched shapes.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -109,7 +126,7 @@ def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None)
       True
     """
     _check_data(X, y)
-    return _lstsq(X, y, fit_intercept, rcond)
+    return _in_dtype(_lstsq(_solvable(X), _solvable(y), fit_intercept, rcond), X.dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -147,6 +164,7 @@ def normal_equation(
         checked.
     """
     _check_data(X, y)
+    dtype, X, y = X.dtype, _solvable(X), _solvable(y)
     gram, rhs, cond = _normal_system(X, y, fit_intercept)
     if v.is_concrete(cond):
         threshold = (
@@ -166,8 +184,8 @@ def normal_equation(
             )
     theta = _solve(gram, rhs)  # (2)
     if fit_intercept:
-        return {"w": theta[1:], "b": theta[0]}
-    return {"w": theta, "b": jnp.zeros((), X.dtype)}
+        return _in_dtype({"w": theta[1:], "b": theta[0]}, dtype)
+    return _in_dtype({"w": theta, "b": jnp.zeros((), X.dtype)}, dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -214,7 +232,8 @@ def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) 
     v.check_ndim("lams", lams, 1)
     v.check_finite("lams", lams)
     v.check_nonnegative("lams", lams)
-    return _ridge_path(X, y, lams, fit_intercept)
+    path = _ridge_path(_solvable(X), _solvable(y), _solvable(lams), fit_intercept)
+    return _in_dtype(path, X.dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(3,))

@@ -178,7 +178,9 @@ def run(
     frozen = v.first_failure(start).bad
     ok0 = jnp.isfinite(loss0) & all_finite(params0) & all_finite(g0)
     zero = jnp.zeros((), jnp.int32)
-    carry0 = Carry(params0, opt_state0, g0, loss0, zero, zero, zero, jnp.array(False), ~ok0)
+    carry0 = Carry(
+        params0, opt_state0, g0, loss0, zero, zero, zero, jnp.array(False), ~ok0 & ~frozen
+    )
     pb = Problem(spec, data, key, tol, bound, frozen)
     last, history = _scan_steps(pb, Packing(params0, opt_state0, g0), carry0)
     verdict = v.first_failure(start + _loss_checks(spec, last.params, data, AT_END))
