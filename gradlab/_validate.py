@@ -31,23 +31,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify as _checkify
 from jax.extend.core import get_opaque_trace_state
+from jax.typing import ArrayLike
 
 
-def is_concrete(x) -> bool:
+def is_concrete(x: Any) -> bool:
     """True when ``x`` holds values now (not a tracer inside jit/vmap/grad)."""
     return not isinstance(x, jax.core.Tracer)
 
 
-def shape_of(x) -> tuple[int, ...]:
+def shape_of(x: ArrayLike) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
-def check_ndim(name: str, x, ndim: int) -> None:
+def check_ndim(name: str, x: ArrayLike, ndim: int) -> None:
     if np.ndim(x) != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s); got shape {shape_of(x)}")
 
 
-def check_shape(name: str, x, expected: Sequence[int | None]) -> None:
+def check_shape(name: str, x: ArrayLike, expected: Sequence[int | None]) -> None:
     """Raise unless ``x.shape`` equals ``expected`` (``None`` matches any size)."""
     got = shape_of(x)
     ok = len(got) == len(expected) and all(
@@ -58,7 +59,7 @@ def check_shape(name: str, x, expected: Sequence[int | None]) -> None:
         raise ValueError(f"{name} has shape {got} but expected {want}")
 
 
-def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+def check_same_shape(name_a: str, a: ArrayLike, name_b: str, b: ArrayLike) -> None:
     if shape_of(a) != shape_of(b):
         raise ValueError(
             f"{name_a} has shape {shape_of(a)} but {name_b} has shape {shape_of(b)}; they must "
@@ -66,7 +67,7 @@ def check_same_shape(name_a: str, a, name_b: str, b) -> None:
         )
 
 
-def check_same_dtype(name_a: str, a, name_b: str, b) -> None:
+def check_same_dtype(name_a: str, a: ArrayLike, name_b: str, b: ArrayLike) -> None:
     """Raise unless ``a`` and ``b`` share one dtype (no silent promotion, e.g. a float16 ``X``
     against a float32 ``y``, which would change a loop carry's dtype mid-scan)."""
     da, db = jnp.result_type(a), jnp.result_type(b)
@@ -77,12 +78,12 @@ def check_same_dtype(name_a: str, a, name_b: str, b) -> None:
         )
 
 
-def check_floating(name: str, x) -> None:
+def check_floating(name: str, x: ArrayLike) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise TypeError(f"{name} must be a floating-point array; got dtype {jnp.result_type(x)}")
 
 
-def check_integer(name: str, x) -> None:
+def check_integer(name: str, x: ArrayLike) -> None:
     if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
         raise TypeError(f"{name} must be an integer array; got dtype {jnp.result_type(x)}")
 
@@ -191,7 +192,7 @@ def _first_bad(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
 
 
-def check_finite(name: str, x) -> None:
+def check_finite(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` holds NaN or inf, naming the first offending index."""
     if jnp.result_type(x).kind not in "fc":
         return
@@ -208,7 +209,7 @@ def check_finite(name: str, x) -> None:
         )
 
 
-def check_positive(name: str, x) -> None:
+def check_positive(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` has an entry <= 0."""
     if not is_concrete(x):
         _record(f"{name} must be > 0 everywhere", ~jnp.all(x > 0))
@@ -220,7 +221,7 @@ def check_positive(name: str, x) -> None:
         raise ValueError(f"{name} must be > 0 everywhere; got {a[idx]} at index {idx}")
 
 
-def check_nonnegative(name: str, x) -> None:
+def check_nonnegative(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` has an entry < 0 (or NaN)."""
     if not is_concrete(x):
         _record(f"{name} must be >= 0 everywhere", ~jnp.all(x >= 0))
@@ -232,7 +233,7 @@ def check_nonnegative(name: str, x) -> None:
         raise ValueError(f"{name} must be >= 0 everywhere; got {a[idx]} at index {idx}")
 
 
-def check_at_least(name: str, x, low: float) -> None:
+def check_at_least(name: str, x: ArrayLike, low: float) -> None:
     """Raise if a concrete ``x`` has an entry below ``low``."""
     if not is_concrete(x):
         _record(f"{name} must be >= {low}", ~jnp.all(x >= low))
@@ -244,7 +245,7 @@ def check_at_least(name: str, x, low: float) -> None:
         raise ValueError(f"{name} must be >= {low}; got {a[idx]} at index {idx}")
 
 
-def check_simplex(name: str, x, *, axis: int = -1, atol: float | None = None) -> None:
+def check_simplex(name: str, x: ArrayLike, *, axis: int = -1, atol: float | None = None) -> None:
     """Raise if a concrete ``x`` is not on the probability simplex along ``axis``."""
     if atol is None:
         eps = float(jnp.finfo(jnp.result_type(x)).eps)
@@ -265,7 +266,7 @@ def check_simplex(name: str, x, *, axis: int = -1, atol: float | None = None) ->
         )
 
 
-def check_in_range(name: str, x, low: int, high: int | jax.Array) -> None:
+def check_in_range(name: str, x: ArrayLike, low: int, high: int | jax.Array) -> None:
     """Raise if a concrete integer ``x`` has entries outside ``[low, high)`` (``high`` may be a
     traced integer scalar, e.g. a vmapped support size ``d``)."""
     if not (is_concrete(x) and is_concrete(high)):
@@ -285,14 +286,14 @@ def check_in_range(name: str, x, low: int, high: int | jax.Array) -> None:
         )
 
 
-def check_scalar(name: str, x) -> None:
+def check_scalar(name: str, x: ArrayLike) -> None:
     """Raise unless ``x`` is a floating-point scalar (shape ``()``), e.g. a penalty weight."""
     if np.ndim(x) != 0:
         raise ValueError(f"{name} must be a scalar (shape ()); got shape {shape_of(x)}")
     check_floating(name, x)
 
 
-def check_keys(name: str, tree, expected: Sequence[str]) -> None:
+def check_keys(name: str, tree: Any, expected: Sequence[str]) -> None:
     """Raise unless ``tree`` is a mapping whose keys are exactly ``expected``."""
     if not hasattr(tree, "keys"):
         raise TypeError(f"{name} must be a dict with keys {sorted(expected)}; got {type(tree)}")
@@ -300,7 +301,7 @@ def check_keys(name: str, tree, expected: Sequence[str]) -> None:
         raise ValueError(f"{name} must have keys {sorted(expected)}; got {sorted(tree.keys())}")
 
 
-def check_binary(name: str, x) -> None:
+def check_binary(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` has an entry other than 0 or 1 (labels stored as floats)."""
     if not is_concrete(x):
         _record(f"{name} must hold only 0 and 1", ~jnp.all((x == 0) | (x == 1)))

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 from gradlab import _validate as v
 
 PyTree = Any
+#: A parameter pytree with named leaves, e.g. ``{"w": (d,), "b": ()}``.
+Params = dict[str, jax.Array]
 MakeArgs = Callable[[jax.Array, tuple[int, ...], Any], tuple]
 
 

@@ -58,6 +58,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gradlab import _validate as v
 
@@ -97,7 +98,9 @@ def _center(X, y, fit_intercept: bool):
     return X, y, jnp.zeros(X.shape[1], X.dtype), zero
 
 
-def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None) -> dict:
+def lstsq(
+    X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond: float | None = None
+) -> dict:
     r"""Least squares by SVD, with the intercept handled by centering, eq. (1).
 
     .. math::  w = X_c^+ y_c,\qquad b = \bar y - \bar x^\top w
@@ -200,7 +203,7 @@ def _normal_system(X, y, fit_intercept):
 _solve = jax.jit(jnp.linalg.solve)
 
 
-def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) -> dict:
+def ridge_path(X: jax.Array, y: jax.Array, lams: ArrayLike, *, fit_intercept: bool = True) -> dict:
     r"""Ridge solutions for many :math:`\lambda` from one SVD of the centered data, eq. (5).
 
     .. math::  w(\lambda) = V\,\mathrm{diag}\Big(\frac{s}{s^2 + n\lambda}\Big)U^\top y_c
@@ -252,7 +255,7 @@ def _ridge_path(X, y, lams, fit_intercept):
     return {"w": W, "b": b}
 
 
-def ridge(X: jax.Array, y: jax.Array, lam, *, fit_intercept: bool = True) -> dict:
+def ridge(X: jax.Array, y: jax.Array, lam: ArrayLike, *, fit_intercept: bool = True) -> dict:
     r"""Ridge for one :math:`\lambda \ge 0`: :func:`ridge_path` at ``[lam]``, eq. (5).
 
     Args:

@@ -304,7 +304,7 @@ def fista(
     return carrying(optax.GradientTransformation(init_fn, update_fn), learning_rate)
 
 
-def fista_iterate(state) -> optax.Params:
+def fista_iterate(state: optax.OptState) -> optax.Params:
     """The FISTA iterate :math:`x_k` from an optimizer state (the params are :math:`y_k`).
 
     Args:

@@ -20,8 +20,10 @@ from gradlab.optim._learning_rate import learning_rates
 from gradlab.train._batching import SAMPLING
 from gradlab.train._types import PRECISIONS, EarlyStop
 
+PyTree = Any
 
-def static_int(name: str, x, *, low: int) -> int:
+
+def static_int(name: str, x: Any, *, low: int) -> int:
     """A Python int ``>= low`` (a static loop size: never an array, never a bool)."""
     if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
         raise TypeError(f"{name} must be a Python int (it sizes the loop); got {x!r}")
@@ -31,7 +33,7 @@ def static_int(name: str, x, *, low: int) -> int:
     return x
 
 
-def check_data(data) -> tuple[tuple, int | None]:
+def check_data(data: Any) -> tuple[tuple, int | None]:
     """``data`` as a tuple of arrays sharing their leading axis; returns it and ``n``."""
     if not isinstance(data, tuple | list):
         raise TypeError(
@@ -60,7 +62,7 @@ def check_data(data) -> tuple[tuple, int | None]:
     return data, n
 
 
-def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> None:
+def check_loss(loss: Callable, params0: PyTree, data: tuple, *, what: str = "loss") -> None:
     """``loss(params0, *data)`` must trace to a real scalar; wraps its error otherwise.
 
     ``what`` names the callable in messages (``metrics['w']`` for a metric, called on params).
@@ -83,7 +85,7 @@ def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> N
         raise TypeError(f"{call} must return a float; got dtype {out.dtype}")
 
 
-def check_grad(grad: Callable, params0, data: tuple) -> None:
+def check_grad(grad: Callable, params0: PyTree, data: tuple) -> None:
     """A hand gradient must return a pytree of the structure, shapes and dtypes of ``params0``
     (a weakly typed Python float adopts its parameter's dtype and passes)."""
     if not callable(grad):
@@ -119,7 +121,7 @@ def check_grad(grad: Callable, params0, data: tuple) -> None:
             )
 
 
-def check_params(params0) -> None:
+def check_params(params0: PyTree) -> None:
     leaves = jax.tree.leaves(params0)
     if not leaves:
         raise ValueError("params0 must hold at least one array leaf; got an empty pytree")
@@ -129,7 +131,7 @@ def check_params(params0) -> None:
         v.check_finite(name, x)
 
 
-def check_optimizer(optimizer, params0) -> None:
+def check_optimizer(optimizer: Any, params0: PyTree) -> None:
     """An optax ``GradientTransformation``; a concrete readable learning rate must be > 0.
 
     The readable learning rates and the rule are those of ``gradlab.optim._learning_rate``: a
@@ -160,7 +162,7 @@ def check_optimizer(optimizer, params0) -> None:
             )
 
 
-def check_batching(batch_size, sampling, key, n) -> int | None:
+def check_batching(batch_size: Any, sampling: Any, key: Any, n: int | None) -> int | None:
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
     if batch_size is None:
@@ -183,7 +185,7 @@ def check_batching(batch_size, sampling, key, n) -> int | None:
     return batch_size
 
 
-def check_early_stop(early_stop) -> None:
+def check_early_stop(early_stop: Any) -> None:
     if early_stop is None:
         return
     if not isinstance(early_stop, EarlyStop):
@@ -194,19 +196,19 @@ def check_early_stop(early_stop) -> None:
     v.check_nonnegative("early_stop.tol", early_stop.tol)
 
 
-def check_bound(divergence_bound) -> None:
+def check_bound(divergence_bound: Any) -> None:
     if divergence_bound is None:
         return
     v.check_positive("divergence_bound", divergence_bound)
 
 
-def check_precision(precision) -> str:
+def check_precision(precision: Any) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
     return precision
 
 
-def check_metrics(metrics) -> tuple[tuple[str, Callable], ...]:
+def check_metrics(metrics: Any) -> tuple[tuple[str, Callable], ...]:
     if metrics is None:
         return ()
     if not isinstance(metrics, dict):
