@@ -5,6 +5,7 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import derivations, optim
+from gradlab._validate import InvalidValueError
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GradReport",
     "GradientMismatch",
+    "InvalidValueError",
     "assert_grad",
     "check_grad",
     "check_hessian",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -41,6 +42,17 @@ def is_concrete(x: Any) -> bool:
 
 def shape_of(x: ArrayLike) -> tuple[int, ...]:
     return tuple(np.shape(x))
+
+
+def static_int(name: str, x: Any, *, low: int) -> int:
+    """A Python int ``>= low`` (a static size, e.g. a loop length: never an array, never a
+    bool); returns it as an ``int``."""
+    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
+        raise TypeError(f"{name} must be a Python int (it sizes the loop); got {x!r}")
+    x = operator.index(x)
+    if x < low:
+        raise ValueError(f"{name} must be >= {low}; got {x}")
+    return x
 
 
 def check_ndim(name: str, x: ArrayLike, ndim: int) -> None:

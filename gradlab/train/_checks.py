@@ -7,7 +7,6 @@ are some; nothing is compiled. Values that are tracers (``fit`` called inside th
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -21,16 +20,6 @@ from gradlab.train._batching import SAMPLING
 from gradlab.train._types import PRECISIONS, EarlyStop
 
 PyTree = Any
-
-
-def static_int(name: str, x: Any, *, low: int) -> int:
-    """A Python int ``>= low`` (a static loop size: never an array, never a bool)."""
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
-        raise TypeError(f"{name} must be a Python int (it sizes the loop); got {x!r}")
-    x = operator.index(x)
-    if x < low:
-        raise ValueError(f"{name} must be >= {low}; got {x}")
-    return x
 
 
 def check_data(data: Any) -> tuple[tuple, int | None]:
@@ -167,7 +156,7 @@ def check_batching(batch_size: Any, sampling: Any, key: Any, n: int | None) -> i
         raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
     if batch_size is None:
         return None
-    batch_size = static_int("batch_size", batch_size, low=1)
+    batch_size = v.static_int("batch_size", batch_size, low=1)
     if n is None:
         raise ValueError("batch_size needs data to sample from; got data=()")
     if batch_size > n:
@@ -192,7 +181,7 @@ def check_early_stop(early_stop: Any) -> None:
         raise TypeError(
             f"early_stop must be an EarlyStop(tol, patience) or None; got {early_stop!r}"
         )
-    static_int("early_stop.patience", early_stop.patience, low=1)
+    v.static_int("early_stop.patience", early_stop.patience, low=1)
     v.check_nonnegative("early_stop.tol", early_stop.tol)
 
 
