@@ -81,7 +81,7 @@ def l1_term(
 ) -> jax.Array:
     """``lam1 sum |w_j|``, the second term of eq. (1)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return _l1.l1_value(params["w"], lam1)
 
 
@@ -90,7 +90,7 @@ def l1_term_grad(
 ) -> Params:
     """Eq. (3), ``sign(0) = 0``."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return {"w": _l1.l1_grad_w(params["w"], lam1), "b": _zero_b(params)}
 
 
@@ -99,7 +99,7 @@ def l2_term(
 ) -> jax.Array:
     """``(lam2/2) ||w||^2``, the third term of eq. (1)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return _l2.l2_half_value(params["w"], lam2)
 
 
@@ -108,7 +108,7 @@ def l2_term_grad(
 ) -> Params:
     """Eq. (4)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return {"w": _l2.l2_half_grad_w(params["w"], lam2), "b": _zero_b(params)}
 
 

@@ -276,7 +276,9 @@ def logistic_mixture_edge_nll_grad(params: Params, x: jax.Array, d: ArrayLike) -
     return _grad(params, x, d, True)
 
 
-def _draw(key, shape, dtype):
+def draw_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
+    """Random ``(mu, s, logit_pi, x, d)`` for ``shape = (n, k, d)``, shared with the stable
+    parametrization's ``make_args``."""
     n, k, d = shape
     km, ks, kp, kx = jax.random.split(key, 4)
     mu = jax.random.uniform(km, (k,), dtype, 0.0, d - 1.0)
@@ -292,7 +294,7 @@ def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple
     ``mu`` uniform on ``[0, d-1]``, ``s`` around ``0.5 + d/(4K)``, ``pi = softmax(normal)``,
     ``x`` uniform on the bins with ``x[0] = 0`` and ``x[1] = d - 1`` (both edge bins observed).
     """
-    mu, s, logit_pi, x, d = _draw(key, shape, dtype)
+    mu, s, logit_pi, x, d = draw_args(key, shape, dtype)
     return {"mu": mu, "s": s, "pi": jax.nn.softmax(logit_pi)}, x, d
 
 

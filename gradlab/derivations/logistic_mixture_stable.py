@@ -132,7 +132,7 @@ def logistic_mixture_stable_edge_nll_grad(params: Params, x: jax.Array, d: Array
 
 def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, x, d)`` with ``shape = (N, K, d)``, the same draw as the seed module's."""
-    mu, s, logit_pi, x, d = _seed._draw(key, shape, dtype)
+    mu, s, logit_pi, x, d = _seed.draw_args(key, shape, dtype)
     return {"mu": mu, "log_s": jnp.log(s), "logit_pi": logit_pi}, x, d
 
 

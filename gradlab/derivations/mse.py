@@ -40,7 +40,9 @@ from gradlab import _validate as v
 from gradlab.derivations._derivation import Derivation, Params
 
 
-def _check(params, X, y) -> None:
+def check_args(params: Params, X: jax.Array, y: jax.Array) -> None:
+    """The contract of eq. (1): keys ``w``, ``b``; ``X (n, d)``, ``y (n,)``, ``w (d,)``,
+    ``b ()``; finite data. Shared with the modules built on the MSE (elastic net, MIRAGE)."""
     v.check_keys("params", params, ("w", "b"))
     v.check_ndim("X", X, 2)
     n, d = X.shape
@@ -53,7 +55,7 @@ def _check(params, X, y) -> None:
 
 def residual(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """``r = X w + b - y``, eq. (1). Shapes are checked: ``y`` must be ``(n,)``, not ``(n, 1)``."""
-    _check(params, X, y)
+    check_args(params, X, y)
     return X @ params["w"] + params["b"] - y  # (1)
 
 
@@ -80,7 +82,7 @@ def _grad(params, X, y, c):
 
 
 def _hessian(params, X, y, c):
-    _check(params, X, y)
+    check_args(params, X, y)
     n = X.shape[0]
     col = c * jnp.sum(X, axis=0)  # c X^T 1
     return {  # (6)
@@ -90,7 +92,7 @@ def _hessian(params, X, y, c):
 
 
 def _hvp(params, X, y, tangent, c):
-    _check(params, X, y)
+    check_args(params, X, y)
     u = X @ tangent["w"] + tangent["b"]  # (6)
     return {"w": c * (u @ X), "b": c * jnp.sum(u)}
 

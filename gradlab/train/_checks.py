@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab import _validate as v
-from gradlab.optim._learning_rate import learning_rates
+from gradlab.optim import learning_rates
 from gradlab.train._batching import SAMPLING
 from gradlab.train._types import PRECISIONS, EarlyStop
 

@@ -16,7 +16,7 @@ import optax
 from jax import lax
 
 from gradlab import _validate as v
-from gradlab.optim._learning_rate import learning_rates
+from gradlab.optim import learning_rates
 from gradlab.train import _batching
 from gradlab.train._carry import Carry, Packing, all_finite
 from gradlab.train._types import FitConfig, FitResult, default_divergence_bound, rose_above_start
