@@ -305,6 +305,50 @@ def check_scalar(name: str, x: ArrayLike) -> None:
     check_floating(name, x)
 
 
+def check_scalar_output(call: str, out: Any) -> None:
+    """Raise unless ``out`` (a value or a ``jax.ShapeDtypeStruct`` from ``jax.eval_shape``) is
+    a floating scalar; ``call`` names what produced it, e.g. ``"loss(params0, *data)"``."""
+    shape = getattr(out, "shape", None)
+    if shape != () or not hasattr(out, "dtype"):
+        got = f"shape {shape}" if shape is not None else type(out).__name__
+        raise ValueError(
+            f"{call} must return a scalar (shape ()); got {got}. Reduce it (mean or sum) inside"
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"{call} must return a float; got dtype {out.dtype}")
+
+
+def check_gradient_tree(call: str, grad: Any, name: str, params: Any) -> None:
+    """Raise unless ``grad`` has the pytree structure, leaf shapes and leaf dtypes of
+    ``params`` (``grad`` may hold ``jax.ShapeDtypeStruct`` leaves from ``jax.eval_shape``; a
+    weakly typed Python float adopts its parameter's dtype and passes).
+
+    Args:
+      call: what produced ``grad``, for messages (``"grad(params0, *data)"``).
+      grad: the gradient pytree.
+      name: the parameters' name in messages (``"params0"``).
+      params: the parameter pytree.
+    """
+    want, got = jax.tree.structure(params), jax.tree.structure(grad)
+    if want != got:
+        raise ValueError(f"{call} must return the pytree structure of {name} ({want}); got {got}")
+    pairs = zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(grad), strict=True)
+    for (path, p), g in pairs:
+        leaf = jax.tree_util.keystr(path)
+        if shape_of(p) != shape_of(g):
+            raise ValueError(
+                f"{call} leaf {leaf} has shape {shape_of(g)} but {name} has {shape_of(p)}"
+            )
+        want_dtype, got_dtype = jnp.result_type(p), jnp.result_type(g)
+        weak_float = getattr(g, "weak_type", False) and jnp.issubdtype(got_dtype, jnp.floating)
+        if got_dtype != want_dtype and not weak_float:
+            raise TypeError(
+                f"{call} leaf {leaf} has dtype {got_dtype} but {name}{leaf} has {want_dtype}; a "
+                "gradient has its parameter's dtype (an integer gradient would train with a "
+                "truncated or zero step)"
+            )
+
+
 def check_keys(name: str, tree: Any, expected: Sequence[str]) -> None:
     """Raise unless ``tree`` is a mapping whose keys are exactly ``expected``."""
     if not hasattr(tree, "keys"):

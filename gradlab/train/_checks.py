@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gradlab import _validate as v
@@ -66,12 +65,7 @@ def check_loss(loss: Callable, params0: PyTree, data: tuple, *, what: str = "los
             f"{call} failed on params0 of shapes {_shapes(params0)} and data of shapes "
             f"{_shapes(data)}: {type(e).__name__}: {e}"
         ) from e
-    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
-        raise ValueError(
-            f"{call} must return a scalar; got {_shapes(out)}. Reduce it (mean or sum) inside"
-        )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"{call} must return a float; got dtype {out.dtype}")
+    v.check_scalar_output(call, out)
 
 
 def check_grad(grad: Callable, params0: PyTree, data: tuple) -> None:
@@ -86,28 +80,7 @@ def check_grad(grad: Callable, params0: PyTree, data: tuple) -> None:
             f"grad(params0, *data) failed on params0 of shapes {_shapes(params0)}: "
             f"{type(e).__name__}: {e}"
         ) from e
-    want = jax.tree.structure(params0)
-    got = jax.tree.structure(out)
-    if want != got:
-        raise ValueError(
-            f"grad(params0, *data) must return the pytree structure of params0 ({want}); got {got}"
-        )
-    pairs = zip(jax.tree_util.tree_leaves_with_path(params0), jax.tree.leaves(out), strict=True)
-    for (path, p), g in pairs:
-        leaf = jax.tree_util.keystr(path)
-        if np.shape(p) != g.shape:
-            raise ValueError(
-                f"grad(params0, *data) leaf {leaf} has shape {g.shape} but params0 has "
-                f"{np.shape(p)}"
-            )
-        want_dtype = jnp.result_type(p)
-        weak_float = g.weak_type and jnp.issubdtype(g.dtype, jnp.floating)
-        if g.dtype != want_dtype and not weak_float:
-            raise TypeError(
-                f"grad(params0, *data) leaf {leaf} has dtype {g.dtype} but params0{leaf} has "
-                f"{want_dtype}; a gradient has its parameter's dtype (an integer gradient would "
-                "train with a truncated or zero step)"
-            )
+    v.check_gradient_tree("grad(params0, *data)", out, "params0", params0)
 
 
 def check_params(params0: PyTree) -> None:
