@@ -291,6 +291,9 @@ def test_repeated_eager_fits_with_the_same_objects_compile_once():
     b = gradlab.fit(mse_mean, {"w": jnp.ones(1), "b": jnp.ones(())}, (X, 2 * Y), opt, 17)
     assert _fit._run._cache_size() == size  # new values, same shapes: no new program
     assert not np.array_equal(a.params["w"], b.params["w"])
+    # under the caller's own jit the caller caches; the shared cache keeps none of its closures
+    jax.jit(lambda lr: gradlab.fit(mse_mean, P0, (X, Y), optax.sgd(lr), 17))(0.01)
+    assert _fit._run._cache_size() == size
 
 
 def test_a_fit_result_is_fit_like():

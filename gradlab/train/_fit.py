@@ -100,6 +100,7 @@ from typing import Any
 
 import jax
 import optax
+from jax.extend.core import get_opaque_trace_state
 
 from gradlab import _validate as v
 from gradlab.train import _checks as c
@@ -111,6 +112,7 @@ PyTree = Any
 # One compiled loop per (loss, grad, optimizer, metrics, config) and input shapes: repeated
 # eager calls with the same objects reuse it (a fresh jax.jit per call recompiled every time).
 _run = jax.jit(_loop.run, static_argnums=0)
+_EAGER = get_opaque_trace_state()  # the trace state of a call outside any jit/vmap/grad
 
 
 def fit(
@@ -271,11 +273,14 @@ def _spec(
 
 
 def _compiled(spec: _loop.Spec) -> Callable[..., FitResult]:
-    """The shared cached loop, or a fresh one for a spec that cannot be hashed (a callable
-    object without ``__hash__``): such calls compile every time."""
+    """The shared cached loop for an eager call; a fresh ``jax.jit`` under the caller's own
+    trace (the caller's jit caches the whole program, and a shared cache would keep that trace's
+    closures alive) or for a spec that cannot be hashed (a callable without ``__hash__``)."""
     try:
         hash(spec)
     except TypeError:
+        return jax.jit(functools.partial(_loop.run, spec))
+    if get_opaque_trace_state() != _EAGER:
         return jax.jit(functools.partial(_loop.run, spec))
     return functools.partial(_run, spec)
 
