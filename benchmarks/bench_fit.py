@@ -14,15 +14,27 @@ What is timed, all in this one process, warm, median of repeats (float64 through
    (N_BIG - N_SMALL), for several ``unroll`` factors and history strides.
 3. Hand gradient (``mse_mean_grad``) against autodiff (``jax.grad``), as a ratio of warm times
    at N_BIG steps.
+4. This code against a baseline revision (``--baseline REV``, default ``9331f39``, main before
+   traced value checks) in this one process: the baseline's ``gradlab`` is exported with
+   ``git archive`` into a temporary folder and imported as ``gradlab_base``. Per-step cost at
+   the default configuration (record_every=1, unroll=2) and at record_every=1000, interleaved
+   (old, new, old, new, ...) so that load drifts hit both alike.
+5. Repeated eager ``fit`` calls with the same loss, optimizer and shapes: the first call
+   (compiles) and the median of the next ones, baseline against this code.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pathlib
 import platform
+import re
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -189,6 +201,84 @@ def main(quick: bool) -> None:
     print(f"\nbest per-step: {per_step[best]:.3f} us at record_every={best[0]}, unroll={best[1]}")
 
 
+# ---- 4./5. against a baseline revision, in this process --------------------------------------
+
+
+def import_baseline(rev: str):
+    """The ``gradlab`` package of revision ``rev``, imported as ``gradlab_base``."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="gradlab_base_"))
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "gradlab"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "gradlab").rename(tmp / "gradlab_base")
+    pattern = re.compile(r"\b(from|import) gradlab(\.|\s)")
+    for path in (tmp / "gradlab_base").rglob("*.py"):
+        text = path.read_text()
+        path.write_text(pattern.sub(lambda m: f"{m.group(1)} gradlab_base{m.group(2)}", text))
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("gradlab_base")
+
+
+def per_step_pair(libs: dict, X, Y, p0, lr, record_every: int, reps: int) -> dict[str, float]:
+    """Per-step cost of each library's fit, measured interleaved; us per step."""
+    fns = {
+        (name, n): jax.jit(
+            lambda lr, lib=lib, n=n: lib.fit(
+                mse_mean, p0, (X, Y), optax.sgd(lr), n, record_every=record_every
+            )
+        )
+        for name, lib in libs.items()
+        for n in (N_SMALL, N_BIG)
+    }
+    for f in fns.values():
+        jax.block_until_ready(f(lr))  # compile everything first
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            times[k].append(median_time(lambda f=f: f(lr), 1))
+    med = {k: statistics.median(t) for k, t in times.items()}
+    return {
+        name: (med[(name, N_BIG)] - med[(name, N_SMALL)]) / (N_BIG - N_SMALL) * 1e6 for name in libs
+    }
+
+
+def eager_calls(lib, X, Y, p0, repeats: int) -> tuple[float, float]:
+    """First eager ``fit`` call and the median of ``repeats`` more (same objects), seconds."""
+    opt = optax.sgd(LR)
+
+    def call():
+        return lib.fit(mse_mean, p0, (X, Y), opt, STEPS)
+
+    t = CLOCK()
+    jax.block_until_ready(call())
+    first = CLOCK() - t
+    return first, median_time(call, repeats)
+
+
+def compare_baseline(rev: str, quick: bool) -> None:
+    base = import_baseline(rev)
+    x, y = seed_data()
+    X, Y = jnp.asarray(x[:, None]), jnp.asarray(y)
+    p0 = {"w": jnp.zeros(1), "b": jnp.zeros(())}
+    lr = jnp.asarray(LR)
+    libs = {f"baseline {rev}": base, "this code": gradlab}
+    reps = 5 if quick else 15
+    print(f"\n4. per-step cost, baseline {rev} against this code, interleaved, {reps} rounds")
+    for record_every in (1, 1000):
+        us = per_step_pair(libs, X, Y, p0, lr, record_every, reps)
+        old, new = us.values()
+        print(
+            f"record_every={record_every:<5d} unroll=2: baseline {old:.3f} us, this code "
+            f"{new:.3f} us, ratio {new / old:.3f}"
+        )
+    print("\n5. repeated eager fit calls (same loss, optimizer, shapes), 400 steps")
+    for name, lib in libs.items():
+        first, again = eager_calls(lib, X, Y, p0, 3 if quick else 9)
+        print(f"{name:24s} first {first * 1e3:8.1f} ms, repeated {again * 1e3:8.2f} ms")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -198,7 +288,21 @@ if __name__ == "__main__":
         help="time with this process's CPU time instead of wall time (a machine shared with "
         "other jobs inflates wall time; XLA:CPU runs these tiny loops on one thread)",
     )
+    parser.add_argument(
+        "--baseline",
+        default="9331f39",
+        help="git revision to compare this code against in one process (sections 4-5)",
+    )
+    parser.add_argument(
+        "--only-baseline", action="store_true", help="run sections 4-5 only (the comparison)"
+    )
     args = parser.parse_args()
     if args.cpu:
         CLOCK = time.process_time
-    main(args.quick)
+    if not args.only_baseline:
+        main(args.quick)
+    else:
+        print(f"machine: {machine()}")
+        print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        print(f"load average {os.getloadavg()[0]:.1f}")
+    compare_baseline(args.baseline, args.quick)

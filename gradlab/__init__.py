@@ -5,6 +5,7 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import datasets, derivations, optim
+from gradlab._validate import InvalidValueError
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
@@ -30,6 +31,7 @@ GradientMismatch.__module__ = "gradlab"
 __all__ = [
     "GradReport",
     "GradientMismatch",
+    "InvalidValueError",
     "assert_grad",
     "check_grad",
     "check_hessian",

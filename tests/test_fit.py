@@ -18,7 +18,7 @@ from gradlab.derivations.mse import mse_mean, mse_mean_grad
 from gradlab.optim import ridge
 from gradlab.train import _batching
 
-fit_module = importlib.import_module("gradlab.train.fit")
+fit_module = importlib.import_module("gradlab.train._fit")
 
 
 def seed002_data():

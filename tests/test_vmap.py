@@ -137,3 +137,22 @@ def test_early_stop_is_a_per_lane_mask():
     lone = jax.jit(train)
     for i in range(4):
         chex.assert_trees_all_equal(_lane(batched, i), lone(tols[i]))
+
+
+def test_a_flagged_lane_changes_no_bit_of_its_neighbours():
+    """A lane with invalid input (NaN data) is frozen and flagged; the others are the lone runs."""
+    X, y = jnp.asarray(XS), jnp.asarray(YS)
+    p0 = {"w": jnp.zeros(4), "b": jnp.zeros(())}
+
+    def train(X, lr):
+        return gradlab.fit(mse_mean, p0, (X, y), optax.sgd(lr), 30, record_every=5)
+
+    Xs = jnp.stack([X, X.at[2, 1].set(jnp.nan), X])
+    lrs = jnp.array([0.05, 0.05, 0.02])
+    batch = jax.jit(jax.vmap(train))(Xs, lrs)
+    assert batch.invalid.tolist() == [False, True, False]
+    assert batch.reasons()[1].startswith("X must be finite")
+    for i in (0, 2):
+        alone = jax.jit(train)(Xs[i], lrs[i])
+        for a, b in zip(jax.tree.leaves(_lane(batch, i)), jax.tree.leaves(alone), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)

@@ -9,7 +9,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gradlab import _validate as v
+
 PyTree = Any
+#: A parameter pytree with named leaves, e.g. ``{"w": (d,), "b": ()}``.
+Params = dict[str, jax.Array]
 MakeArgs = Callable[[jax.Array, tuple[int, ...], Any], tuple]
 
 
@@ -48,6 +52,26 @@ class Derivation:
     note: str | None = None
     summary: str = ""
 
-    def example(self, key: jax.Array, shape: tuple[int, ...] | None = None, dtype=jnp.float64):
+    def example(
+        self, key: jax.Array, shape: tuple[int, ...] | None = None, dtype: Any = jnp.float64
+    ) -> tuple:
         """A random argument tuple of the given size (the first of ``shapes`` by default)."""
         return self.make_args(key, self.shapes[0] if shape is None else tuple(shape), dtype)
+
+    def validate(self, *args: Any) -> v.Validity:
+        """The value checks of ``loss(*args)`` (simplex, positivity, support, finiteness) as a
+        traced :class:`gradlab._validate.Validity`; call it inside ``jit``/``vmap``.
+
+        Shape and dtype errors raise at trace time; concrete arguments raise at once. Under a
+        trace, ``validity.bad`` says whether a check failed and ``validity.message()`` (once
+        concrete) which; ``validity.checkify()`` re-emits it as ``checkify.check`` calls.
+
+        Examples:
+          >>> import jax, jax.numpy as jnp
+          >>> from gradlab.derivations import get
+          >>> d = get("softmax_nll")
+          >>> f = jax.jit(lambda theta, x: d.validate({"theta": theta}, x))
+          >>> f(jnp.zeros(3), jnp.array([0, 5])).message()
+          'x must lie in the support [0, 2]'
+        """
+        return v.validity(self.loss, *args)

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab import _validate as v
 from gradlab.derivations import l1 as _l1
 from gradlab.derivations import l2 as _l2
 from gradlab.derivations import mse as _mse
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 
 
 def _check(params, lam1, lam2) -> None:
@@ -59,50 +60,64 @@ def _zero_b(params):
 # ---- the three named terms, each with the full signature ---------------------------------------
 
 
-def mse_term(params, X, y, lam1, lam2) -> jax.Array:
+def mse_term(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> jax.Array:
     """``1/(2m) ||r||^2``, the first term of eq. (1)."""
     _check(params, lam1, lam2)
     return _mse.mse_half_mean(params, X, y)
 
 
-def mse_term_grad(params, X, y, lam1, lam2):
+def mse_term_grad(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> Params:
     """Eq. (2)."""
     _check(params, lam1, lam2)
     return _mse.mse_half_mean_grad(params, X, y)
 
 
-def l1_term(params, X, y, lam1, lam2) -> jax.Array:
+def l1_term(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> jax.Array:
     """``lam1 sum |w_j|``, the second term of eq. (1)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return _l1.l1_value(params["w"], lam1)
 
 
-def l1_term_grad(params, X, y, lam1, lam2):
+def l1_term_grad(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> Params:
     """Eq. (3), ``sign(0) = 0``."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return {"w": _l1.l1_grad_w(params["w"], lam1), "b": _zero_b(params)}
 
 
-def l2_term(params, X, y, lam1, lam2) -> jax.Array:
+def l2_term(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> jax.Array:
     """``(lam2/2) ||w||^2``, the third term of eq. (1)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return _l2.l2_half_value(params["w"], lam2)
 
 
-def l2_term_grad(params, X, y, lam1, lam2):
+def l2_term_grad(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> Params:
     """Eq. (4)."""
     _check(params, lam1, lam2)
-    _mse._check(params, X, y)
+    _mse.check_args(params, X, y)
     return {"w": _l2.l2_half_grad_w(params["w"], lam2), "b": _zero_b(params)}
 
 
 # ---- the objective ------------------------------------------------------------------------------
 
 
-def elastic_net(params, X, y, lam1, lam2) -> jax.Array:
+def elastic_net(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> jax.Array:
     """The elastic-net objective, eq. (1).
 
     Args:
@@ -129,7 +144,9 @@ def elastic_net(params, X, y, lam1, lam2) -> jax.Array:
     )
 
 
-def elastic_net_grad(params, X, y, lam1, lam2):
+def elastic_net_grad(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> Params:
     """Eq. (5): the sum of the term gradients (2)-(4), ``sign(0) = 0`` at the kinks."""
     _check(params, lam1, lam2)
     g = _mse.mse_half_mean_grad(params, X, y)  # (2)
@@ -138,7 +155,9 @@ def elastic_net_grad(params, X, y, lam1, lam2):
     return {"w": gw, "b": g["b"]}  # (5)
 
 
-def elastic_net_subdifferential(params, X, y, lam1, lam2):
+def elastic_net_subdifferential(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> tuple[Params, Params]:
     """The subdifferential (6) as two pytrees ``(low, high)``, a box (the kinks are separable)."""
     _check(params, lam1, lam2)
     g = _mse.mse_half_mean_grad(params, X, y)
@@ -148,7 +167,9 @@ def elastic_net_subdifferential(params, X, y, lam1, lam2):
     return {"w": smooth + low, "b": g["b"]}, {"w": smooth + high, "b": g["b"]}
 
 
-def elastic_net_hessian(params, X, y, lam1, lam2):
+def elastic_net_hessian(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike
+) -> dict[str, Params]:
     """Eq. (7), valid away from the kinks ``w_j = 0``."""
     _check(params, lam1, lam2)
     h = _mse.mse_half_mean_hessian(params, X, y)
@@ -157,14 +178,16 @@ def elastic_net_hessian(params, X, y, lam1, lam2):
     return {"w": {"w": ww, "b": h["w"]["b"]}, "b": h["b"]}
 
 
-def elastic_net_hvp(params, X, y, lam1, lam2, tangent):
+def elastic_net_hvp(
+    params: Params, X: jax.Array, y: jax.Array, lam1: ArrayLike, lam2: ArrayLike, tangent: Params
+) -> Params:
     """Eq. (7) applied to ``tangent``, valid away from the kinks."""
     _check(params, lam1, lam2)
     hv = _mse.mse_half_mean_hvp(params, X, y, tangent)
     return {"w": hv["w"] + lam2 * tangent["w"], "b": hv["b"]}  # (7)
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, X, y, lam1, lam2)`` with ``shape = (m, d)``: the MSE example of ``mse.py``,
     ``lam1`` and ``lam2`` uniform in ``[0.05, 1]``."""
     k, k1, k2 = jax.random.split(key, 3)
@@ -174,7 +197,7 @@ def make_args(key, shape, dtype):
     return params, X, y, lam1, lam2
 
 
-def kink_args(key, shape, dtype):
+def kink_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """Like :func:`make_args` but every other entry of ``w`` is exactly 0 (a kink of (1))."""
     params, X, y, lam1, lam2 = make_args(key, shape, dtype)
     w = params["w"]

@@ -48,10 +48,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab import _validate as v
 from gradlab.derivations import mse as _mse
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 from gradlab.derivations.l1 import check_penalty
 
 
@@ -89,7 +90,7 @@ def _entropy_grad(theta: jax.Array) -> jax.Array:
     return -(1 + jnp.log(theta))  # (2): +inf at theta_i = 0, NaN for theta_i < 0
 
 
-def entropy(params) -> jax.Array:
+def entropy(params: Params) -> jax.Array:
     """``H = -sum theta log theta`` with ``0 log 0 = 0``, eq. (1).
 
     Args:
@@ -107,19 +108,19 @@ def entropy(params) -> jax.Array:
     return -_neg_entropy(params["theta"])  # (1)
 
 
-def entropy_grad(params):
+def entropy_grad(params: Params) -> Params:
     """``-(1 + log theta)``, eq. (2); ``+inf`` where ``theta_i = 0`` (not clipped)."""
     _check_theta(params)
     return {"theta": _entropy_grad(params["theta"])}
 
 
-def entropy_hessian(params):
+def entropy_hessian(params: Params) -> dict[str, Params]:
     """``diag(-1/theta)``, eq. (3); ``-inf`` on the diagonal where ``theta_i = 0``."""
     _check_theta(params)
     return {"theta": {"theta": jnp.diag(-1 / params["theta"])}}  # (3)
 
 
-def entropy_hvp(params, tangent):
+def entropy_hvp(params: Params, tangent: Params) -> Params:
     """``-v / theta``, eq. (3) applied to ``tangent``."""
     _check_theta(params)
     return {"theta": -tangent["theta"] / params["theta"]}  # (3)
@@ -141,13 +142,13 @@ def _mse_grad(params, X, y):
     return _mse.mse_mean_grad(_linear(params), X, y)["w"]
 
 
-def mse_term(params, X, y, lam) -> jax.Array:
+def mse_term(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
     """``(1/n) ||X theta - y||^2``, the first term of eqs. (4) and (7)."""
     _check(params, X, y, lam)
     return _mse_value(params, X, y)
 
 
-def mse_term_grad(params, X, y, lam):
+def mse_term_grad(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> Params:
     """``(2/n) X^T (X theta - y)``, the first term of eqs. (5) and (8)."""
     _check(params, X, y, lam)
     return {"theta": _mse_grad(params, X, y)}
@@ -179,7 +180,7 @@ def _objective_hvp(params, X, y, lam, tangent, sign):
     return {"theta": (2 / n) * (u @ X) - (sign * lam) * t / params["theta"]}  # (6) / (9)
 
 
-def mirage(params, X, y, lam) -> jax.Array:
+def mirage(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
     """Seed 000's objective as written, ``mean((X theta - y)^2) + lam * H(theta)``, eq. (4).
 
     Minimizing it with ``lam > 0`` concentrates ``theta`` (lowers the entropy); see
@@ -203,34 +204,36 @@ def mirage(params, X, y, lam) -> jax.Array:
     return _objective(params, X, y, lam, 1)
 
 
-def mirage_grad(params, X, y, lam):
+def mirage_grad(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> Params:
     """Eq. (5): ``(2/n) X^T (X theta - y) - lam (1 + log theta)``."""
     return _objective_grad(params, X, y, lam, 1)
 
 
-def mirage_hessian(params, X, y, lam):
+def mirage_hessian(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> dict[str, Params]:
     """Eq. (6): ``(2/n) X^T X + lam diag(-1/theta)``."""
     return _objective_hessian(params, X, y, lam, 1)
 
 
-def mirage_hvp(params, X, y, lam, tangent):
+def mirage_hvp(
+    params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike, tangent: Params
+) -> Params:
     """Eq. (6) applied to ``tangent``."""
     return _objective_hvp(params, X, y, lam, tangent, 1)
 
 
-def mirage_entropy_term(params, X, y, lam) -> jax.Array:
+def mirage_entropy_term(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
     """``+lam H(theta)``, the second term of eq. (4)."""
     _check(params, X, y, lam)
     return -lam * _neg_entropy(params["theta"])
 
 
-def mirage_entropy_term_grad(params, X, y, lam):
+def mirage_entropy_term_grad(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> Params:
     """``-lam (1 + log theta)``, the second term of eq. (5)."""
     _check(params, X, y, lam)
     return {"theta": lam * _entropy_grad(params["theta"])}
 
 
-def mirage_maxent(params, X, y, lam) -> jax.Array:
+def mirage_maxent(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
     """``mean((X theta - y)^2) - lam * H(theta)``, eq. (7): the sign that spreads the weights.
 
     Examples:
@@ -242,28 +245,36 @@ def mirage_maxent(params, X, y, lam) -> jax.Array:
     return _objective(params, X, y, lam, -1)
 
 
-def mirage_maxent_grad(params, X, y, lam):
+def mirage_maxent_grad(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> Params:
     """Eq. (8): ``(2/n) X^T (X theta - y) + lam (1 + log theta)``."""
     return _objective_grad(params, X, y, lam, -1)
 
 
-def mirage_maxent_hessian(params, X, y, lam):
+def mirage_maxent_hessian(
+    params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike
+) -> dict[str, Params]:
     """Eq. (9): ``(2/n) X^T X + lam diag(1/theta)``."""
     return _objective_hessian(params, X, y, lam, -1)
 
 
-def mirage_maxent_hvp(params, X, y, lam, tangent):
+def mirage_maxent_hvp(
+    params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike, tangent: Params
+) -> Params:
     """Eq. (9) applied to ``tangent``."""
     return _objective_hvp(params, X, y, lam, tangent, -1)
 
 
-def mirage_maxent_entropy_term(params, X, y, lam) -> jax.Array:
+def mirage_maxent_entropy_term(
+    params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike
+) -> jax.Array:
     """``-lam H(theta)``, the second term of eq. (7)."""
     _check(params, X, y, lam)
     return lam * _neg_entropy(params["theta"])
 
 
-def mirage_maxent_entropy_term_grad(params, X, y, lam):
+def mirage_maxent_entropy_term_grad(
+    params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike
+) -> Params:
     """``lam (1 + log theta)``, the second term of eq. (8)."""
     _check(params, X, y, lam)
     return {"theta": -lam * _entropy_grad(params["theta"])}
@@ -277,13 +288,13 @@ def _simplex(key, d, dtype):
     return jax.nn.softmax(jax.random.normal(key, (d,), dtype))
 
 
-def make_entropy_args(key, shape, dtype):
+def make_entropy_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params,)`` with ``shape = (d,)``: ``theta`` a random interior point of the simplex."""
     (d,) = shape
     return ({"theta": _simplex(key, d, dtype)},)
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, X, y, lam)`` with ``shape = (n, d)``: interior ``theta`` on the simplex, normal
     ``X``, ``y = X theta* + 0.1 noise`` as in the seed, ``lam`` uniform in ``[0.05, 1]``."""
     n, d = shape

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 
 
-def check_penalty(name: str, lam) -> None:
+def check_penalty(name: str, lam: ArrayLike) -> None:
     """A penalty weight: a finite floating scalar ``>= 0`` (a negative one rewards big weights)."""
     v.check_scalar(name, lam)
     v.check_finite(name, lam)
@@ -72,7 +73,7 @@ def l1_interval_w(w: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
 # ---- the derivation on a parameter dict -------------------------------------------------------
 
 
-def l1(params, lam) -> jax.Array:
+def l1(params: Params, lam: ArrayLike) -> jax.Array:
     """``P_1 = lam * sum_j |w_j|``, eq. (1).
 
     Args:
@@ -91,13 +92,13 @@ def l1(params, lam) -> jax.Array:
     return l1_value(params["w"], lam)
 
 
-def l1_grad(params, lam):
+def l1_grad(params: Params, lam: ArrayLike) -> Params:
     """The minimum-norm subgradient ``{"w": lam * sign(w)}``, eqs. (2)-(3), ``sign(0) = 0``."""
     _check(params, lam)
     return {"w": l1_grad_w(params["w"], lam)}
 
 
-def l1_subdifferential(params, lam):
+def l1_subdifferential(params: Params, lam: ArrayLike) -> tuple[Params, Params]:
     """The subdifferential (3) as two pytrees ``(low, high)``: ``g`` is a subgradient iff
     ``low <= g <= high`` leaf by leaf (the L1 penalty is separable, so the set is a box)."""
     _check(params, lam)
@@ -105,7 +106,7 @@ def l1_subdifferential(params, lam):
     return {"w": low}, {"w": high}
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, lam)`` with ``shape = (d,)``: standard normal ``w`` (no entry at 0 almost surely),
     ``lam`` uniform in ``[0.1, 2]``."""
     (d,) = shape
@@ -115,7 +116,7 @@ def make_args(key, shape, dtype):
     return params, lam
 
 
-def kink_args(key, shape, dtype):
+def kink_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """Like :func:`make_args` but every other entry of ``w`` is exactly 0 (on the kink of (1))."""
     params, lam = make_args(key, shape, dtype)
     w = params["w"]

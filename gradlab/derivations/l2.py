@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 from gradlab.derivations.l1 import check_penalty
 
 
@@ -64,7 +65,7 @@ def _hessian(params, c):
 # ---- half convention: (lam/2) ||w||^2 -----------------------------------------------------------
 
 
-def l2_half(params, lam) -> jax.Array:
+def l2_half(params: Params, lam: ArrayLike) -> jax.Array:
     """``P = (lam/2) ||w||^2``, eq. (1).
 
     Args:
@@ -83,19 +84,19 @@ def l2_half(params, lam) -> jax.Array:
     return l2_half_value(params["w"], lam)
 
 
-def l2_half_grad(params, lam):
+def l2_half_grad(params: Params, lam: ArrayLike) -> Params:
     """``{"w": lam * w}``, eq. (2)."""
     _check(params, lam)
     return {"w": l2_half_grad_w(params["w"], lam)}
 
 
-def l2_half_hessian(params, lam):
+def l2_half_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
     """``lam * I``, eq. (3)."""
     _check(params, lam)
     return _hessian(params, lam)
 
 
-def l2_half_hvp(params, lam, tangent):
+def l2_half_hvp(params: Params, lam: ArrayLike, tangent: Params) -> Params:
     """``lam * v``, eq. (3)."""
     _check(params, lam)
     return {"w": lam * tangent["w"]}
@@ -104,7 +105,7 @@ def l2_half_hvp(params, lam, tangent):
 # ---- full convention: lam ||w||^2 ---------------------------------------------------------------
 
 
-def l2_full(params, lam) -> jax.Array:
+def l2_full(params: Params, lam: ArrayLike) -> jax.Array:
     """``P = lam ||w||^2``, eq. (4) (seed 001's code).
 
     Examples:
@@ -116,25 +117,25 @@ def l2_full(params, lam) -> jax.Array:
     return _half_sq(params["w"], 2 * lam)  # (4)
 
 
-def l2_full_grad(params, lam):
+def l2_full_grad(params: Params, lam: ArrayLike) -> Params:
     """``{"w": 2 lam w}``, eq. (5)."""
     _check(params, lam)
     return {"w": (2 * lam) * params["w"]}  # (5)
 
 
-def l2_full_hessian(params, lam):
+def l2_full_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
     """``2 lam I``, eq. (6)."""
     _check(params, lam)
     return _hessian(params, 2 * lam)
 
 
-def l2_full_hvp(params, lam, tangent):
+def l2_full_hvp(params: Params, lam: ArrayLike, tangent: Params) -> Params:
     """``2 lam v``, eq. (6)."""
     _check(params, lam)
     return {"w": (2 * lam) * tangent["w"]}
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, lam)`` with ``shape = (d,)``: standard normal ``w``, ``lam`` uniform in
     ``[0.1, 2]``."""
     (d,) = shape

@@ -94,9 +94,10 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 from gradlab.derivations.softmax_nll import check_data
 
 _LOG_HALF = -math.log(2.0)
@@ -117,20 +118,21 @@ def log1mexp(z: jax.Array) -> jax.Array:
 # ---- validation ---------------------------------------------------------------------------------
 
 
-def check_support_size(d, *, edge: bool) -> int | None:
+def check_support_size(d: ArrayLike, *, edge: bool) -> int | None:
     """``d`` must be an integer scalar (>= 2 with edge bins); its value, or None when traced."""
     if np.ndim(d) != 0:
         raise ValueError(f"d (the number of bins) must be a scalar; got shape {v.shape_of(d)}")
     v.check_integer("d (the number of bins)", d)
-    if not v.is_concrete(d):
-        return None
     low = 2 if edge else 1
+    if not v.is_concrete(d):
+        v.check_at_least("d (the number of bins)", d, low)
+        return None
     if int(d) < low:
         raise ValueError(f"d (the number of bins) must be >= {low}; got {int(d)}")
     return int(d)
 
 
-def check_components(params, names: tuple[str, ...]) -> int:
+def check_components(params: Params, names: tuple[str, ...]) -> int:
     """Keys exactly ``names``, each leaf a finite floating ``(K,)`` vector of one dtype; K."""
     if not hasattr(params, "keys") or set(params.keys()) != set(names):
         got = sorted(params.keys()) if hasattr(params, "keys") else type(params).__name__
@@ -157,7 +159,8 @@ def _check(params, x, d, edge: bool) -> None:
     check_components(params, ("mu", "s", "pi"))
     v.check_positive('params["s"]', params["s"])
     v.check_simplex('params["pi"]', params["pi"])
-    check_data("x", x, check_support_size(d, edge=edge))
+    size = check_support_size(d, edge=edge)
+    check_data("x", x, d if size is None else size)  # a traced d is checked traced
 
 
 # ---- the log-space core, shared with logistic_mixture_stable ------------------------------------
@@ -171,7 +174,9 @@ def _edges(x, d):
     return (x == 0)[:, None], (x.astype(wide) == jnp.asarray(d).astype(wide) - 1)[:, None]
 
 
-def log_bins(mu, s, x, d, *, edge: bool):
+def log_bins(
+    mu: jax.Array, s: jax.Array, x: jax.Array, d: ArrayLike, *, edge: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(alpha, beta, ell)``, each ``(N, K)``: eq. (1) and the log bin masses of eq. (6)/(10)."""
     xf = x.astype(mu.dtype)[:, None]
     alpha = (xf + 0.5 - mu[None, :]) / s[None, :]  # (1)
@@ -185,7 +190,9 @@ def log_bins(mu, s, x, d, *, edge: bool):
     return alpha, beta, ell
 
 
-def mixture_terms(mu, s, log_pi, x, d, *, edge: bool):
+def mixture_terms(
+    mu: jax.Array, s: jax.Array, log_pi: jax.Array, x: jax.Array, d: ArrayLike, *, edge: bool
+) -> tuple[jax.Array, ...]:
     """Everything (7)-(9) need: ``log p (N,)``, ``ell``, ``r``, and the two sums of eq. (9).
 
     Returns ``(log_p, ell, r, g_mu, g_s)`` with ``g_mu = (1/N) sum_n r (u - w)`` and
@@ -214,7 +221,9 @@ def mixture_terms(mu, s, log_pi, x, d, *, edge: bool):
 # ---- the seed's parametrization {"mu", "s", "pi"} -----------------------------------------------
 
 
-def logistic_mixture_log_prob(params, x, d, *, edge: bool = False) -> jax.Array:
+def logistic_mixture_log_prob(
+    params: Params, x: jax.Array, d: ArrayLike, *, edge: bool = False
+) -> jax.Array:
     """``log p(x_n)`` for every observation, ``(N,)``: eq. (7) (with eq. (10) when ``edge``).
 
     With ``x = arange(d)`` its exponentials sum to 1 with ``edge=True`` and to less than 1
@@ -237,7 +246,7 @@ def _grad(params, x, d, edge):
     return {"mu": g_mu / s, "s": g_s / s, "pi": g_pi}  # (9)
 
 
-def logistic_mixture_nll(params, x, d) -> jax.Array:
+def logistic_mixture_nll(params: Params, x: jax.Array, d: ArrayLike) -> jax.Array:
     """``L = -(1/N) sum_n log p(x_n)``, eqs. (2)-(3), evaluated in log space by eqs. (6)-(7).
 
     Args:
@@ -252,22 +261,24 @@ def logistic_mixture_nll(params, x, d) -> jax.Array:
     return _nll(params, x, d, False)
 
 
-def logistic_mixture_nll_grad(params, x, d):
+def logistic_mixture_nll_grad(params: Params, x: jax.Array, d: ArrayLike) -> Params:
     """Seed 004's gradients, eq. (4), evaluated stably as eq. (9) (``pi`` unconstrained)."""
     return _grad(params, x, d, False)
 
 
-def logistic_mixture_edge_nll(params, x, d) -> jax.Array:
+def logistic_mixture_edge_nll(params: Params, x: jax.Array, d: ArrayLike) -> jax.Array:
     """Eq. (3) with the PixelCNN++ edge bins of eq. (10): the bins sum to one."""
     return _nll(params, x, d, True)
 
 
-def logistic_mixture_edge_nll_grad(params, x, d):
+def logistic_mixture_edge_nll_grad(params: Params, x: jax.Array, d: ArrayLike) -> Params:
     """Eq. (9) with the edge-bin terms of eq. (10)."""
     return _grad(params, x, d, True)
 
 
-def _draw(key, shape, dtype):
+def draw_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
+    """Random ``(mu, s, logit_pi, x, d)`` for ``shape = (n, k, d)``, shared with the stable
+    parametrization's ``make_args``."""
     n, k, d = shape
     km, ks, kp, kx = jax.random.split(key, 4)
     mu = jax.random.uniform(km, (k,), dtype, 0.0, d - 1.0)
@@ -277,13 +288,13 @@ def _draw(key, shape, dtype):
     return mu, s, logit_pi, x, jnp.asarray(d, jnp.int32)
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, x, d)`` with ``shape = (N, K, d)``: N observations, K components, d bins.
 
     ``mu`` uniform on ``[0, d-1]``, ``s`` around ``0.5 + d/(4K)``, ``pi = softmax(normal)``,
     ``x`` uniform on the bins with ``x[0] = 0`` and ``x[1] = d - 1`` (both edge bins observed).
     """
-    mu, s, logit_pi, x, d = _draw(key, shape, dtype)
+    mu, s, logit_pi, x, d = draw_args(key, shape, dtype)
     return {"mu": mu, "s": s, "pi": jax.nn.softmax(logit_pi)}, x, d
 
 

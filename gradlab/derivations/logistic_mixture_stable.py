@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from gradlab.derivations import logistic_mixture as _seed
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 from gradlab.derivations.softmax_nll import check_data
 
 NAMES = ("mu", "log_s", "logit_pi")
@@ -54,10 +55,11 @@ NAMES = ("mu", "log_s", "logit_pi")
 
 def _check(params, x, d, edge: bool) -> None:
     _seed.check_components(params, NAMES)
-    check_data("x", x, _seed.check_support_size(d, edge=edge))
+    size = _seed.check_support_size(d, edge=edge)
+    check_data("x", x, d if size is None else size)  # a traced d is checked traced
 
 
-def to_seed(params):
+def to_seed(params: Params) -> Params:
     """``{"mu", "log_s", "logit_pi"}`` -> ``{"mu", "s", "pi"}`` by eq. (11)."""
     return {
         "mu": params["mu"],
@@ -66,13 +68,15 @@ def to_seed(params):
     }
 
 
-def to_stable(params):
+def to_stable(params: Params) -> Params:
     """``{"mu", "s", "pi"}`` -> ``{"mu", "log_s", "logit_pi"}``, inverting eq. (11) (logits up to
     an additive constant: this picks ``logit_pi = log pi``)."""
     return {"mu": params["mu"], "log_s": jnp.log(params["s"]), "logit_pi": jnp.log(params["pi"])}
 
 
-def logistic_mixture_stable_log_prob(params, x, d, *, edge: bool = False) -> jax.Array:
+def logistic_mixture_stable_log_prob(
+    params: Params, x: jax.Array, d: ArrayLike, *, edge: bool = False
+) -> jax.Array:
     """``log p(x_n)`` for every observation, ``(N,)``: eqs. (7), (11) (and (10) when ``edge``)."""
     _check(params, x, d, edge)
     s = jnp.exp(params["log_s"])  # (11)
@@ -97,7 +101,7 @@ def _grad(params, x, d, edge):
     }
 
 
-def logistic_mixture_stable_nll(params, x, d) -> jax.Array:
+def logistic_mixture_stable_nll(params: Params, x: jax.Array, d: ArrayLike) -> jax.Array:
     """Eq. (3) with ``s = exp(log_s)``, ``pi = softmax(logit_pi)`` (eq. (11)), in log space.
 
     Args:
@@ -111,24 +115,24 @@ def logistic_mixture_stable_nll(params, x, d) -> jax.Array:
     return _nll(params, x, d, False)
 
 
-def logistic_mixture_stable_nll_grad(params, x, d):
+def logistic_mixture_stable_nll_grad(params: Params, x: jax.Array, d: ArrayLike) -> Params:
     """The chain-rule gradient of eq. (12)."""
     return _grad(params, x, d, False)
 
 
-def logistic_mixture_stable_edge_nll(params, x, d) -> jax.Array:
+def logistic_mixture_stable_edge_nll(params: Params, x: jax.Array, d: ArrayLike) -> jax.Array:
     """Eq. (3) with the PixelCNN++ edge bins of eq. (10), stable parametrization (11)."""
     return _nll(params, x, d, True)
 
 
-def logistic_mixture_stable_edge_nll_grad(params, x, d):
+def logistic_mixture_stable_edge_nll_grad(params: Params, x: jax.Array, d: ArrayLike) -> Params:
     """Eq. (12) with the edge-bin terms of eq. (10)."""
     return _grad(params, x, d, True)
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, x, d)`` with ``shape = (N, K, d)``, the same draw as the seed module's."""
-    mu, s, logit_pi, x, d = _seed._draw(key, shape, dtype)
+    mu, s, logit_pi, x, d = _seed.draw_args(key, shape, dtype)
     return {"mu": mu, "log_s": jnp.log(s), "logit_pi": logit_pi}, x, d
 
 

@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 
 
 def _check(params, X, y) -> None:
@@ -56,13 +57,13 @@ def _check(params, X, y) -> None:
     v.check_finite('params["b"]', params["b"])
 
 
-def logits(params, X, y) -> jax.Array:
+def logits(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """``z = X w + b``, eq. (1); ``y`` is taken only so its shape can be checked against ``z``."""
     _check(params, X, y)
     return X @ params["w"] + params["b"]  # (1)
 
 
-def logistic_regression(params, X, y) -> jax.Array:
+def logistic_regression(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """Mean binary cross-entropy with logits, eq. (2).
 
     Args:
@@ -84,7 +85,7 @@ def logistic_regression(params, X, y) -> jax.Array:
     return jnp.sum(jnp.logaddexp(z, 0) - y * z) / n  # (2)
 
 
-def logistic_regression_grad(params, X, y):
+def logistic_regression_grad(params: Params, X: jax.Array, y: jax.Array) -> Params:
     """``{"w": (1/n) X^T (p - y), "b": (1/n) sum (p - y)}``, eq. (3)."""
     z = logits(params, X, y)
     n = X.shape[0]
@@ -96,7 +97,7 @@ def _curvature(z):
     return jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)  # s = p(1 - p), eq. (4)
 
 
-def logistic_regression_hessian(params, X, y):
+def logistic_regression_hessian(params: Params, X: jax.Array, y: jax.Array) -> dict[str, Params]:
     """The block Hessian, eq. (4)."""
     z = logits(params, X, y)
     n = X.shape[0]
@@ -108,7 +109,7 @@ def logistic_regression_hessian(params, X, y):
     }
 
 
-def logistic_regression_hvp(params, X, y, tangent):
+def logistic_regression_hvp(params: Params, X: jax.Array, y: jax.Array, tangent: Params) -> Params:
     """Eq. (4) applied to ``tangent``."""
     z = logits(params, X, y)
     n = X.shape[0]
@@ -117,7 +118,7 @@ def logistic_regression_hvp(params, X, y, tangent):
     return {"w": t @ X, "b": jnp.sum(t)}
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, X, y)`` with ``shape = (n, d)``: normal ``X`` and parameters, labels drawn from
     the model itself (``y ~ Bernoulli(p)``), so both classes occur."""
     n, d = shape

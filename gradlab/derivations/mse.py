@@ -34,12 +34,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 
 
-def _check(params, X, y) -> None:
+def check_args(params: Params, X: jax.Array, y: jax.Array) -> None:
+    """The contract of eq. (1): keys ``w``, ``b``; ``X (n, d)``, ``y (n,)``, ``w (d,)``,
+    ``b ()``; finite data. Shared with the modules built on the MSE (elastic net, MIRAGE)."""
+    v.check_keys("params", params, ("w", "b"))
     v.check_ndim("X", X, 2)
     n, d = X.shape
     v.check_shape("y", y, (n,))
@@ -49,10 +53,22 @@ def _check(params, X, y) -> None:
     v.check_finite("y", y)
 
 
-def residual(params, X, y) -> jax.Array:
+def residual(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """``r = X w + b - y``, eq. (1). Shapes are checked: ``y`` must be ``(n,)``, not ``(n, 1)``."""
-    _check(params, X, y)
+    check_args(params, X, y)
     return X @ params["w"] + params["b"] - y  # (1)
+
+
+def _scale(params, X, numerator: float) -> float:
+    """``numerator / n``, ``c`` of eq. (6), once the structure allows it (the values are checked
+    where they are used): ``n = 0`` is an error, not a division by zero."""
+    v.check_keys("params", params, ("w", "b"))
+    v.check_ndim("X", X, 2)
+    if X.shape[0] < 1:
+        raise ValueError(
+            f"X must hold at least one row (the mean is over rows); got shape {v.shape_of(X)}"
+        )
+    return numerator / X.shape[0]
 
 
 def _half_sq(params, X, y, c):
@@ -66,7 +82,7 @@ def _grad(params, X, y, c):
 
 
 def _hessian(params, X, y, c):
-    _check(params, X, y)
+    check_args(params, X, y)
     n = X.shape[0]
     col = c * jnp.sum(X, axis=0)  # c X^T 1
     return {  # (6)
@@ -76,7 +92,7 @@ def _hessian(params, X, y, c):
 
 
 def _hvp(params, X, y, tangent, c):
-    _check(params, X, y)
+    check_args(params, X, y)
     u = X @ tangent["w"] + tangent["b"]  # (6)
     return {"w": c * (u @ X), "b": c * jnp.sum(u)}
 
@@ -84,50 +100,50 @@ def _hvp(params, X, y, tangent, c):
 # ---- mean convention, seed 002: J = (1/n) ||r||^2 -------------------------------------------
 
 
-def mse_mean(params, X, y) -> jax.Array:
+def mse_mean(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """``J = (1/n) ||X w + b - y||^2``, eq. (2)."""
-    return _half_sq(params, X, y, 2.0 / X.shape[0])
+    return _half_sq(params, X, y, _scale(params, X, 2.0))
 
 
-def mse_mean_grad(params, X, y):
+def mse_mean_grad(params: Params, X: jax.Array, y: jax.Array) -> Params:
     """``dJ/dw = (2/n) X^T r``, ``dJ/db = (2/n) sum r``, eq. (3)."""
-    return _grad(params, X, y, 2.0 / X.shape[0])
+    return _grad(params, X, y, _scale(params, X, 2.0))
 
 
-def mse_mean_hessian(params, X, y):
+def mse_mean_hessian(params: Params, X: jax.Array, y: jax.Array) -> dict[str, Params]:
     """Eq. (6) with ``c = 2/n``."""
-    return _hessian(params, X, y, 2.0 / X.shape[0])
+    return _hessian(params, X, y, _scale(params, X, 2.0))
 
 
-def mse_mean_hvp(params, X, y, tangent):
+def mse_mean_hvp(params: Params, X: jax.Array, y: jax.Array, tangent: Params) -> Params:
     """Eq. (6) applied to ``tangent`` with ``c = 2/n``."""
-    return _hvp(params, X, y, tangent, 2.0 / X.shape[0])
+    return _hvp(params, X, y, tangent, _scale(params, X, 2.0))
 
 
 # ---- half-mean convention, seed 001: L = 1/(2m) ||r||^2 -------------------------------------
 
 
-def mse_half_mean(params, X, y) -> jax.Array:
+def mse_half_mean(params: Params, X: jax.Array, y: jax.Array) -> jax.Array:
     """``L = 1/(2m) ||X w + b - y||^2``, eq. (4)."""
-    return _half_sq(params, X, y, 1.0 / X.shape[0])
+    return _half_sq(params, X, y, _scale(params, X, 1.0))
 
 
-def mse_half_mean_grad(params, X, y):
+def mse_half_mean_grad(params: Params, X: jax.Array, y: jax.Array) -> Params:
     """``dL/dw = (1/m) X^T r``, ``dL/db = (1/m) sum r``, eq. (5)."""
-    return _grad(params, X, y, 1.0 / X.shape[0])
+    return _grad(params, X, y, _scale(params, X, 1.0))
 
 
-def mse_half_mean_hessian(params, X, y):
+def mse_half_mean_hessian(params: Params, X: jax.Array, y: jax.Array) -> dict[str, Params]:
     """Eq. (6) with ``c = 1/m``."""
-    return _hessian(params, X, y, 1.0 / X.shape[0])
+    return _hessian(params, X, y, _scale(params, X, 1.0))
 
 
-def mse_half_mean_hvp(params, X, y, tangent):
+def mse_half_mean_hvp(params: Params, X: jax.Array, y: jax.Array, tangent: Params) -> Params:
     """Eq. (6) applied to ``tangent`` with ``c = 1/m``."""
-    return _hvp(params, X, y, tangent, 1.0 / X.shape[0])
+    return _hvp(params, X, y, tangent, _scale(params, X, 1.0))
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, X, y)`` with ``shape = (n, d)``, standard normal entries."""
     n, d = shape
     kw, kb, kx, ky = jax.random.split(key, 4)

@@ -51,17 +51,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from gradlab import _validate as v
-from gradlab.derivations._derivation import Derivation
+from gradlab.derivations._derivation import Derivation, Params
 
 
-def check_data(name: str, x, d: int | None) -> None:
+def check_data(name: str, x: jax.Array, d: int | jax.Array | None) -> None:
     """Validate integer data on the support ``{0, ..., d-1}``; shared with the mixture modules.
 
     NaN (float data) is reported as non-finite first; other float data is a ``TypeError``;
     values outside the support name the support and the first offending value (when concrete).
-    ``d=None`` (a traced support size) checks only ``x >= 0``.
+    ``d`` may be a traced integer scalar (checked traced, see ``gradlab._validate``); ``None``
+    checks only ``x >= 0``.
     """
     v.check_ndim(name, x, 1)
     if np.shape(x)[0] < 1:
@@ -92,7 +94,7 @@ def log_probs(theta: jax.Array) -> jax.Array:
     return theta - jax.nn.logsumexp(theta)  # (4)
 
 
-def softmax_nll(params, x) -> jax.Array:
+def softmax_nll(params: Params, x: jax.Array) -> jax.Array:
     """``L(theta) = -(1/N) sum_i log p_theta(x_i)``, eq. (2), evaluated as eq. (5).
 
     Args:
@@ -115,21 +117,21 @@ def _probs_counts(params, x):
     return p, freq
 
 
-def softmax_nll_grad(params, x):
+def softmax_nll_grad(params: Params, x: jax.Array) -> Params:
     """``grad L = -(1/N) sum_i (e_{x_i} - p) = p - c/N``, eq. (3)."""
     _check(params, x)
     p, freq = _probs_counts(params, x)
     return {"theta": p - freq}  # (3)
 
 
-def softmax_nll_hessian(params, x):
+def softmax_nll_hessian(params: Params, x: jax.Array) -> dict[str, Params]:
     """``diag(p) - p p^T``, eq. (6), as ``{"theta": {"theta": (d, d)}}`` like ``jax.hessian``."""
     _check(params, x)
     p = jnp.exp(log_probs(params["theta"]))
     return {"theta": {"theta": jnp.diag(p) - jnp.outer(p, p)}}  # (6)
 
 
-def softmax_nll_hvp(params, x, tangent):
+def softmax_nll_hvp(params: Params, x: jax.Array, tangent: Params) -> Params:
     """``p * v - p (p . v)``, eq. (6) applied to ``tangent["theta"]`` without forming H."""
     _check(params, x)
     v.check_same_shape('tangent["theta"]', tangent["theta"], 'params["theta"]', params["theta"])
@@ -138,7 +140,7 @@ def softmax_nll_hvp(params, x, tangent):
     return {"theta": p * t - p * jnp.dot(p, t)}  # (6)
 
 
-def make_args(key, shape, dtype):
+def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:
     """``(params, x)`` with ``shape = (N, d)``: standard normal logits, uniform integer data.
 
     ``x[0] = 0`` and ``x[1] = d - 1`` so both ends of the support are always observed.

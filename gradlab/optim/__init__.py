@@ -12,9 +12,17 @@ One algorithm per module:
   ridge for many lambdas from one decomposition (seed 002), the oracles for tests.
 
 Everything else (sgd, momentum, adam, schedules, ``inject_hyperparams``, projections) is
-optax's own: use it directly.
+optax's own: use it directly. :func:`with_learning_rate` builds one with its learning rate
+readable, so ``gradlab.fit`` can refuse a non-positive one (the rule is in
+:mod:`~gradlab.optim._learning_rate`).
 """
 
+from gradlab.optim._learning_rate import (
+    LearningRate,
+    WithLearningRate,
+    learning_rates,
+    with_learning_rate,
+)
 from gradlab.optim.closed_form import (
     IllConditionedWarning,
     lstsq,
@@ -41,10 +49,13 @@ __all__ = [
     "ExponentiatedGradientState",
     "FistaState",
     "IllConditionedWarning",
+    "LearningRate",
+    "WithLearningRate",
     "exponentiated_gradient",
     "fista",
     "fista_iterate",
     "ista",
+    "learning_rates",
     "lstsq",
     "normal_equation",
     "project",
@@ -54,4 +65,5 @@ __all__ = [
     "ridge",
     "ridge_path",
     "soft_threshold",
+    "with_learning_rate",
 ]

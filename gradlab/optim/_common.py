@@ -19,7 +19,9 @@ PyTree = Any
 Mask = PyTree | Callable[[PyTree], PyTree] | None
 
 
-def check_hyperparam(name: str, value, *, positive: bool, allow_schedule: bool = False) -> None:
+def check_hyperparam(
+    name: str, value: Any, *, positive: bool, allow_schedule: bool = False
+) -> None:
     """A scalar hyperparameter: ``> 0`` (``positive``) or ``>= 0``; a schedule when allowed."""
     if callable(value):
         if allow_schedule:

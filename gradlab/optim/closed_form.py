@@ -58,6 +58,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from gradlab import _validate as v
 
@@ -69,10 +70,23 @@ class IllConditionedWarning(UserWarning):
 def _check_data(X, y) -> None:
     v.check_ndim("X", X, 2)
     v.check_floating("X", X)
+    if X.shape[0] < 1:
+        raise ValueError(
+            f"X must hold at least one row (an example) to fit; got shape {v.shape_of(X)}"
+        )
     v.check_shape("y", y, (X.shape[0],))
     v.check_floating("y", y)
     v.check_finite("X", X)
     v.check_finite("y", y)
+
+
+def _solvable(a: jax.Array) -> jax.Array:
+    """``a`` in a dtype XLA's SVD and LU accept: float16/bfloat16 are solved in float32."""
+    return a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a
+
+
+def _in_dtype(params: dict, dtype) -> dict:
+    return jax.tree.map(lambda a: a.astype(dtype), params)
 
 
 def _center(X, y, fit_intercept: bool):
@@ -84,7 +98,9 @@ def _center(X, y, fit_intercept: bool):
     return X, y, jnp.zeros(X.shape[1], X.dtype), zero
 
 
-def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None) -> dict:
+def lstsq(
+    X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond: float | None = None
+) -> dict:
     r"""Least squares by SVD, with the intercept handled by centering, eq. (1).
 
     .. math::  w = X_c^+ y_c,\qquad b = \bar y - \bar x^\top w
@@ -98,7 +114,11 @@ def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None)
 
     Returns:
       ``{"w": (d,), "b": ()}``, the minimizer of ``mse_mean`` and ``mse_half_mean`` (the
-      minimum-norm ``w`` when ``X_c`` is rank deficient).
+      minimum-norm ``w`` when ``X_c`` is rank deficient), in ``X``'s dtype (float16 and
+      bfloat16 data are solved in float32, which XLA's SVD needs, and rounded back).
+
+    Raises:
+      ValueError: ``X`` with no rows, non-finite data, mismatched shapes.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -109,7 +129,7 @@ def lstsq(X: jax.Array, y: jax.Array, *, fit_intercept: bool = True, rcond=None)
       True
     """
     _check_data(X, y)
-    return _lstsq(X, y, fit_intercept, rcond)
+    return _in_dtype(_lstsq(_solvable(X), _solvable(y), fit_intercept, rcond), X.dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -147,6 +167,7 @@ def normal_equation(
         checked.
     """
     _check_data(X, y)
+    dtype, X, y = X.dtype, _solvable(X), _solvable(y)
     gram, rhs, cond = _normal_system(X, y, fit_intercept)
     if v.is_concrete(cond):
         threshold = (
@@ -166,8 +187,8 @@ def normal_equation(
             )
     theta = _solve(gram, rhs)  # (2)
     if fit_intercept:
-        return {"w": theta[1:], "b": theta[0]}
-    return {"w": theta, "b": jnp.zeros((), X.dtype)}
+        return _in_dtype({"w": theta[1:], "b": theta[0]}, dtype)
+    return _in_dtype({"w": theta, "b": jnp.zeros((), X.dtype)}, dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(2,))
@@ -182,7 +203,7 @@ def _normal_system(X, y, fit_intercept):
 _solve = jax.jit(jnp.linalg.solve)
 
 
-def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) -> dict:
+def ridge_path(X: jax.Array, y: jax.Array, lams: ArrayLike, *, fit_intercept: bool = True) -> dict:
     r"""Ridge solutions for many :math:`\lambda` from one SVD of the centered data, eq. (5).
 
     .. math::  w(\lambda) = V\,\mathrm{diag}\Big(\frac{s}{s^2 + n\lambda}\Big)U^\top y_c
@@ -214,7 +235,8 @@ def ridge_path(X: jax.Array, y: jax.Array, lams, *, fit_intercept: bool = True) 
     v.check_ndim("lams", lams, 1)
     v.check_finite("lams", lams)
     v.check_nonnegative("lams", lams)
-    return _ridge_path(X, y, lams, fit_intercept)
+    path = _ridge_path(_solvable(X), _solvable(y), _solvable(lams), fit_intercept)
+    return _in_dtype(path, X.dtype)
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
@@ -233,7 +255,7 @@ def _ridge_path(X, y, lams, fit_intercept):
     return {"w": W, "b": b}
 
 
-def ridge(X: jax.Array, y: jax.Array, lam, *, fit_intercept: bool = True) -> dict:
+def ridge(X: jax.Array, y: jax.Array, lam: ArrayLike, *, fit_intercept: bool = True) -> dict:
     r"""Ridge for one :math:`\lambda \ge 0`: :func:`ridge_path` at ``[lam]``, eq. (5).
 
     Args:

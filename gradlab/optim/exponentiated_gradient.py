@@ -43,6 +43,7 @@ import optax
 
 from gradlab import _validate as v
 from gradlab.optim._common import check_hyperparam, leaf_names
+from gradlab.optim._learning_rate import carrying
 
 ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 
@@ -132,4 +133,4 @@ def exponentiated_gradient(learning_rate: ScalarOrSchedule) -> optax.GradientTra
         count = optax.safe_increment(state.count)
         return new_updates, ExponentiatedGradientState(count=count, log_params=log_params)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return carrying(optax.GradientTransformation(init_fn, update_fn), learning_rate)

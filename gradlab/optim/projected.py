@@ -29,6 +29,8 @@ from collections.abc import Callable
 import jax
 import optax
 
+from gradlab.optim._learning_rate import carrying
+
 Projection = Callable[[optax.Params], optax.Params]
 
 
@@ -103,4 +105,6 @@ def projected(
             f"inner must be an optax.GradientTransformation (e.g. optax.sgd(0.1)); got "
             f"{type(inner).__name__}"
         )
-    return optax.chain(inner, project(projection))
+    chain = optax.chain(inner, project(projection))
+    lr = getattr(inner, "learning_rate", None)
+    return chain if lr is None else carrying(chain, lr)

@@ -62,6 +62,7 @@ import numpy as np
 import optax
 
 from gradlab.optim._common import Mask, check_hyperparam, resolve_mask
+from gradlab.optim._learning_rate import carrying
 
 Scalar = float | jax.Array
 
@@ -179,10 +180,11 @@ def ista(
     check_hyperparam("learning_rate", learning_rate, positive=True)
     check_hyperparam("lam", lam, positive=False)
     check_hyperparam("l2", l2, positive=False)
-    return optax.chain(
+    chain = optax.chain(
         optax.sgd(learning_rate),
         prox_elastic_net(learning_rate * lam, learning_rate * l2, mask),
     )
+    return carrying(chain, learning_rate)
 
 
 class FistaState(NamedTuple):
@@ -200,14 +202,6 @@ class FistaState(NamedTuple):
     t: jax.Array
     count: jax.Array
     restarts: jax.Array
-
-
-def _vdot(a_tree, b_tree):
-    parts = [
-        jnp.sum(a * b)
-        for a, b in zip(jax.tree.leaves(a_tree), jax.tree.leaves(b_tree), strict=True)
-    ]
-    return sum(parts[1:], parts[0])
 
 
 def fista(
@@ -293,7 +287,7 @@ def fista(
         x_new = _prox(z, flags, eta * lam, eta * l2)  # (5)
         step = jax.tree.map(lambda a, b: a - b, x_new, state.x)
         gmap = jax.tree.map(lambda a, b: a - b, y, x_new)
-        do_restart = jnp.logical_and(restart, _vdot(gmap, step) > 0)  # (7)
+        do_restart = jnp.logical_and(restart, optax.tree.vdot(gmap, step) > 0)  # (7)
         t = jnp.where(do_restart, jnp.ones_like(state.t), state.t)
         t_next = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))  # (6)
         beta = (t - 1) / t_next
@@ -307,10 +301,10 @@ def fista(
         )
         return new_updates, new_state
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return carrying(optax.GradientTransformation(init_fn, update_fn), learning_rate)
 
 
-def fista_iterate(state) -> optax.Params:
+def fista_iterate(state: optax.OptState) -> optax.Params:
     """The FISTA iterate :math:`x_k` from an optimizer state (the params are :math:`y_k`).
 
     Args:

@@ -25,6 +25,8 @@ gradient for the data sizes where mini-batches on one device make sense.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -46,7 +48,7 @@ def epochs(key: jax.Array, step: jax.Array, n: int, batch_size: int) -> jax.Arra
     return lax.dynamic_slice(perm, (j * batch_size,), (batch_size,))
 
 
-def sampler(sampling: str):
+def sampler(sampling: str) -> Callable[[jax.Array, jax.Array, int, int], jax.Array]:
     """The index function for ``sampling`` (one of :data:`SAMPLING`)."""
     return {"without_replacement": without_replacement, "epochs": epochs}[sampling]
 

@@ -22,20 +22,35 @@ PyTree = Any
 
 
 class Carry(NamedTuple):
-    """The loop state, unpacked."""
+    """The loop state, unpacked: what the step function reads and writes by name."""
 
     params: PyTree
     opt_state: PyTree
-    loss: jax.Array  # full-data loss at params
     grad: PyTree  # full-data gradient at params (full-batch mode), else None
-    step: jax.Array
-    stall: jax.Array
-    stopped: jax.Array
-    diverged: jax.Array
-    taken: jax.Array
+    loss: jax.Array  # full-data loss at params
+    step: jax.Array  # int32, steps run (accepted or not)
+    stall: jax.Array  # int32, consecutive accepted steps with a small improvement, eq. (4)
+    taken: jax.Array  # int32, accepted steps
+    stopped: jax.Array  # bool, met the early-stopping rule
+    diverged: jax.Array  # bool, hit eq. (2), or stopped with the loss above its start
+
+
+class Packed(NamedTuple):
+    """The loop state as the scan carries it: flat buffers, the loss apart, and the counters
+    (``step, stall, taken, stopped, diverged``, in :data:`COUNTERS` order) as one int32
+    vector."""
+
+    buffers: tuple[jax.Array, ...]
+    loss: jax.Array
+    counters: jax.Array
+
+
+COUNTERS = ("step", "stall", "taken", "stopped", "diverged")
+_FLAGS = ("stopped", "diverged")
 
 
 def all_finite(tree: PyTree) -> jax.Array:
+    """True when every entry of every leaf of ``tree`` is finite (True for no leaves)."""
     return functools.reduce(
         jnp.logical_and,
         (jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)),
@@ -48,26 +63,42 @@ class Packing:
     buffer rather than one per leaf (on XLA:CPU each select is its own kernel launch, and for
     small models those launches are the loop's cost). Packing and unpacking are exact."""
 
-    def __init__(self, tree: PyTree):
-        leaves, self.treedef = jax.tree.flatten(tree)
+    def __init__(self, params: PyTree, opt_state: PyTree, grad: PyTree):
+        leaves, self.treedef = jax.tree.flatten((params, opt_state, grad))
         self.meta = [(tuple(jnp.shape(x)), jnp.result_type(x)) for x in leaves]
         self.dtypes = sorted({dt for _, dt in self.meta}, key=str)
 
-    def pack(self, tree: PyTree) -> tuple[jax.Array, ...]:
-        leaves = jax.tree.leaves(tree)
-        return tuple(
+    def pack(self, c: Carry) -> Packed:
+        """``c`` as the scan's carry."""
+        leaves = jax.tree.leaves((c.params, c.opt_state, c.grad))
+        buffers = tuple(
             jnp.concatenate(
                 [jnp.ravel(x) for x, (_, dt) in zip(leaves, self.meta, strict=True) if dt == d]
             )
             for d in self.dtypes
         )
+        counters = jnp.stack([jnp.asarray(getattr(c, f)).astype(jnp.int32) for f in COUNTERS])
+        return Packed(buffers, c.loss, counters)
 
-    def unpack(self, buffers: tuple[jax.Array, ...]) -> PyTree:
+    def select(self, accept: jax.Array, new: Packed, old: Packed) -> Packed:
+        """Eq. (3) of ``fit``: ``new``'s buffers and loss where ``accept``, else ``old``'s; the
+        counters are ``new``'s (they are final). One select per buffer."""
+        buffers = tuple(
+            jnp.where(accept, a, b) for a, b in zip(new.buffers, old.buffers, strict=True)
+        )
+        return Packed(buffers, jnp.where(accept, new.loss, old.loss), new.counters)
+
+    def unpack(self, p: Packed) -> Carry:
+        """The named view of a scan carry."""
         offset = dict.fromkeys(self.dtypes, 0)
         leaves = []
         for shape, dt in self.meta:
             size, start = math.prod(shape), offset[dt]
-            buf = buffers[self.dtypes.index(dt)]
+            buf = p.buffers[self.dtypes.index(dt)]
             leaves.append(buf[start : start + size].reshape(shape))
             offset[dt] = start + size
-        return jax.tree.unflatten(self.treedef, leaves)
+        params, opt_state, grad = jax.tree.unflatten(self.treedef, leaves)
+        counts = {f: p.counters[i] for i, f in enumerate(COUNTERS)}
+        for f in _FLAGS:
+            counts[f] = counts[f] != 0
+        return Carry(params, opt_state, grad, p.loss, **counts)

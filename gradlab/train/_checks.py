@@ -7,42 +7,21 @@ are some; nothing is compiled. Values that are tracers (``fit`` called inside th
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gradlab import _validate as v
+from gradlab.optim import learning_rates
 from gradlab.train._batching import SAMPLING
+from gradlab.train._types import PRECISIONS, EarlyStop
 
-PRECISIONS = (
-    "highest",
-    "float32",
-    "high",
-    "bfloat16_3x",
-    "tensorfloat32",
-    "default",
-    "bfloat16",
-    "fastest",
-)
-
-_LR_NAMES = ("learning_rate", "lr", "step_size")
+PyTree = Any
 
 
-def static_int(name: str, x, *, low: int) -> int:
-    """A Python int ``>= low`` (a static loop size: never an array, never a bool)."""
-    if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
-        raise TypeError(f"{name} must be a Python int (it sizes the loop); got {x!r}")
-    x = operator.index(x)
-    if x < low:
-        raise ValueError(f"{name} must be >= {low}; got {x}")
-    return x
-
-
-def check_data(data) -> tuple[tuple, int | None]:
+def check_data(data: Any) -> tuple[tuple, int | None]:
     """``data`` as a tuple of arrays sharing their leading axis; returns it and ``n``."""
     if not isinstance(data, tuple | list):
         raise TypeError(
@@ -71,7 +50,7 @@ def check_data(data) -> tuple[tuple, int | None]:
     return data, n
 
 
-def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> None:
+def check_loss(loss: Callable, params0: PyTree, data: tuple, *, what: str = "loss") -> None:
     """``loss(params0, *data)`` must trace to a real scalar; wraps its error otherwise.
 
     ``what`` names the callable in messages (``metrics['w']`` for a metric, called on params).
@@ -86,16 +65,12 @@ def check_loss(loss: Callable, params0, data: tuple, *, what: str = "loss") -> N
             f"{call} failed on params0 of shapes {_shapes(params0)} and data of shapes "
             f"{_shapes(data)}: {type(e).__name__}: {e}"
         ) from e
-    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != ():
-        raise ValueError(
-            f"{call} must return a scalar; got {_shapes(out)}. Reduce it (mean or sum) inside"
-        )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(f"{call} must return a float; got dtype {out.dtype}")
+    v.check_scalar_output(call, out)
 
 
-def check_grad(grad: Callable, params0, data: tuple) -> None:
-    """A hand gradient must return a pytree of the structure and shapes of ``params0``."""
+def check_grad(grad: Callable, params0: PyTree, data: tuple) -> None:
+    """A hand gradient must return a pytree of the structure, shapes and dtypes of ``params0``
+    (a weakly typed Python float adopts its parameter's dtype and passes)."""
     if not callable(grad):
         raise TypeError(f"grad must be callable as grad(params, *data) or None; got {grad!r}")
     try:
@@ -105,22 +80,10 @@ def check_grad(grad: Callable, params0, data: tuple) -> None:
             f"grad(params0, *data) failed on params0 of shapes {_shapes(params0)}: "
             f"{type(e).__name__}: {e}"
         ) from e
-    want = jax.tree.structure(params0)
-    got = jax.tree.structure(out)
-    if want != got:
-        raise ValueError(
-            f"grad(params0, *data) must return the pytree structure of params0 ({want}); got {got}"
-        )
-    pairs = zip(jax.tree_util.tree_leaves_with_path(params0), jax.tree.leaves(out), strict=True)
-    for (path, p), g in pairs:
-        if np.shape(p) != g.shape:
-            raise ValueError(
-                f"grad(params0, *data) leaf {jax.tree_util.keystr(path)} has shape {g.shape} but "
-                f"params0 has {np.shape(p)}"
-            )
+    v.check_gradient_tree("grad(params0, *data)", out, "params0", params0)
 
 
-def check_params(params0) -> None:
+def check_params(params0: PyTree) -> None:
     leaves = jax.tree.leaves(params0)
     if not leaves:
         raise ValueError("params0 must hold at least one array leaf; got an empty pytree")
@@ -130,40 +93,43 @@ def check_params(params0) -> None:
         v.check_finite(name, x)
 
 
-def check_optimizer(optimizer, params0) -> None:
-    """An optax ``GradientTransformation``; a concrete injected learning rate must be > 0.
+def check_optimizer(optimizer: Any, params0: PyTree) -> None:
+    """An optax ``GradientTransformation``; a concrete readable learning rate must be > 0.
 
-    Only learning rates the optimizer exposes can be read: those of ``optax.inject_hyperparams``
-    (in its state's ``hyperparams``). A Python float closed over by ``optax.sgd(lr)`` is invisible
-    once the transformation is built.
+    The readable learning rates and the rule are those of ``gradlab.optim._learning_rate``: a
+    :class:`~gradlab.optim.WithLearningRate` (``gradlab.optim.with_learning_rate``, gradlab's own
+    optimizers) and ``optax.inject_hyperparams`` states; a scheduled one must be >= 0 at step 0.
+    Traced ones are checked inside the loop (a flagged run). A Python float closed over by
+    ``optax.sgd(lr)`` is invisible once the transformation is built.
     """
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
             "optimizer must be an optax.GradientTransformation (init, update); got "
             f"{type(optimizer).__name__}"
         )
-    state = optimizer.init(params0)
-    for node in jax.tree.leaves(state, is_leaf=lambda s: hasattr(s, "hyperparams")):
-        hyper = getattr(node, "hyperparams", None)
-        if not isinstance(hyper, dict):
+    for lr in learning_rates(optimizer, optimizer.init(params0)):
+        if not v.is_concrete(lr.value):
             continue
-        for key in _LR_NAMES:
-            lr = hyper.get(key)
-            if lr is None or not v.is_concrete(lr) or callable(lr):
-                continue
-            a = np.asarray(lr)
-            if a.dtype.kind in "fiu" and not np.all(a > 0):
-                raise ValueError(
-                    f"the optimizer's {key} must be > 0 (gradient descent); got {a.tolist()}"
-                )
+        a = np.asarray(lr.value)
+        if a.dtype.kind not in "fiu":
+            continue
+        if lr.scheduled and not np.all(a >= 0):
+            raise ValueError(
+                f"the optimizer's scheduled {lr.name} must be >= 0 (gradient descent); got "
+                f"{a.tolist()} at step 0"
+            )
+        if not lr.scheduled and not np.all(a > 0):
+            raise ValueError(
+                f"the optimizer's {lr.name} must be > 0 (gradient descent); got {a.tolist()}"
+            )
 
 
-def check_batching(batch_size, sampling, key, n) -> int | None:
+def check_batching(batch_size: Any, sampling: Any, key: Any, n: int | None) -> int | None:
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
     if batch_size is None:
         return None
-    batch_size = static_int("batch_size", batch_size, low=1)
+    batch_size = v.static_int("batch_size", batch_size, low=1)
     if n is None:
         raise ValueError("batch_size needs data to sample from; got data=()")
     if batch_size > n:
@@ -181,32 +147,30 @@ def check_batching(batch_size, sampling, key, n) -> int | None:
     return batch_size
 
 
-def check_early_stop(early_stop) -> None:
-    from gradlab.train.fit import EarlyStop
-
+def check_early_stop(early_stop: Any) -> None:
     if early_stop is None:
         return
     if not isinstance(early_stop, EarlyStop):
         raise TypeError(
             f"early_stop must be an EarlyStop(tol, patience) or None; got {early_stop!r}"
         )
-    static_int("early_stop.patience", early_stop.patience, low=1)
+    v.static_int("early_stop.patience", early_stop.patience, low=1)
     v.check_nonnegative("early_stop.tol", early_stop.tol)
 
 
-def check_bound(divergence_bound) -> None:
+def check_bound(divergence_bound: Any) -> None:
     if divergence_bound is None:
         return
     v.check_positive("divergence_bound", divergence_bound)
 
 
-def check_precision(precision) -> str:
+def check_precision(precision: Any) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
     return precision
 
 
-def check_metrics(metrics) -> tuple[tuple[str, Callable], ...]:
+def check_metrics(metrics: Any) -> tuple[tuple[str, Callable], ...]:
     if metrics is None:
         return ()
     if not isinstance(metrics, dict):

@@ -48,7 +48,7 @@ PyTree = Any
 DENSE_MAX_DIM = 2048
 
 
-def hessian_matrix(loss: Callable[..., jax.Array], params: PyTree, *data) -> jax.Array:
+def hessian_matrix(loss: Callable[..., jax.Array], params: PyTree, *data: jax.Array) -> jax.Array:
     """The dense ``(d, d)`` Hessian of ``loss`` at ``params``, raveled over the pytree."""
     flat, unravel = ravel_pytree(params)
     # one compiled call rather than jax.hessian's op-by-op dispatch (seconds when eager)
@@ -64,7 +64,7 @@ def _eigvalsh_max(H: jax.Array) -> jax.Array:
 def lambda_max(
     hessian_or_loss: jax.Array | Callable[..., jax.Array],
     params: PyTree | None = None,
-    *data,
+    *data: jax.Array,
     method: str = "auto",
     iters: int = 500,
     key: jax.Array | None = None,
@@ -125,7 +125,7 @@ def lambda_max(
 def max_stable_lr(
     hessian_or_loss: jax.Array | Callable[..., jax.Array],
     params: PyTree | None = None,
-    *data,
+    *data: jax.Array,
     method: str = "auto",
     iters: int = 500,
 ) -> jax.Array:
