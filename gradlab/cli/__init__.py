@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("check", "run", "sweep", "bench")
+SUBCOMMANDS = ("check", "run", "sweep", "bench", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,189 @@
+"""``audit(path)``: run a notebook or script, find its loss/gradient pairs, check each.
+
+Load (``_document``) -> run every cell (``_run``) -> read the code (``_source``) -> find pairs
+(``_discover``) -> build each problem from the notebook's data (``_problem``, ``_args``) ->
+judge it (``_judge``) -> one :class:`AuditReport` (table, JSON, exit status).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from gradlab.audit import _discover, _judge, _problem
+from gradlab.audit._document import Document, load
+from gradlab.audit._judge import PairResult, Verdict
+from gradlab.audit._numpy import Rebound
+from gradlab.audit._run import Run, run_cells
+from gradlab.audit._source import Source
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditReport:
+    """Everything the audit of one document found."""
+
+    path: Path
+    document: Document
+    run: Run
+    pairs: tuple[PairResult, ...]
+    errors: tuple[str, ...]  # one line each: pairs that could not even be built, markers
+    nothing: tuple[str, ...]  # "no gradient to check" explanations
+
+    @property
+    def ok(self) -> bool:
+        """No pair is wrong (errors and unchecked pairs are listed, but are not wrong)."""
+        return not any(p.verdict.wrong for p in self.pairs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "cells": [
+                {"cell": c.cell.index, "status": c.status.value, "error": c.error}
+                for c in self.run.cells
+            ],
+            "run_notes": list(self.run.notes),
+            "pairs": [p.to_dict() for p in self.pairs],
+            "errors": list(self.errors),
+            "no_gradient": list(self.nothing),
+        }
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def lines(self, verbose: bool = False) -> list[str]:
+        ran = self.run.cells
+        failed = self.run.failed()
+        out = [
+            f"gradlab audit {self.path}: {len(ran)} code cell(s) run, {len(failed)} failed; "
+            f"{len(self.pairs)} pair(s) checked"
+        ]
+        for c in failed:
+            out.append(f"  ! {c.line()}")
+        for n in self.run.notes:
+            out.append(f"  run: {n}")
+        if self.pairs:
+            rows = [("gradient", "loss", "where", "witnesses", "max rel err", "verdict", "blame")]
+            for p in self.pairs:
+                rows.append(
+                    (
+                        p.name,
+                        p.loss,
+                        p.where,
+                        "3"
+                        if p.witnesses.startswith("hand, autodiff")
+                        else ("fd only" if p.witnesses.startswith("hand, fd") else "-"),
+                        "-" if p.max_rel_err is None else f"{p.max_rel_err:.1e}",
+                        p.verdict.value,
+                        ", ".join(f"{b.term} x {b.coef:.4g}" for b in p.blame) or "-",
+                    )
+                )
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for k, r in enumerate(rows):
+                out.append(
+                    "  " + "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
+                )
+                if k == 0:
+                    out.append("  " + "  ".join("-" * w for w in widths))
+        for p in self.pairs:
+            out.append(f"{p.name} <- {p.loss}: {p.verdict.value}")
+            if p.error:
+                out.append(f"  error: {p.error}")
+            if p.worst:
+                out.append(f"  worst: {p.worst}")
+            for b in p.blame:
+                out.append(
+                    f"  blame: term {b.term!r} x {b.coef:.6g} ({b.explained:.1%} of the residual; "
+                    "a term whose hand gradient is off by a factor a has coef a - 1)"
+                )
+            if p.witnesses.startswith("hand, fd"):
+                out.append(f"  {_judge._fd_only.LABEL}")
+            for f in p.findings:
+                out.append(f"  untraceable: {f}")
+            for a in p.args:
+                out.append(f"  arg {a}")
+            for n in p.notes:
+                out.append(f"  - {n}")
+            if verbose and p.report is not None:
+                out += ["    " + line for line in str(p.report).splitlines()]
+        for e in self.errors:
+            out.append(f"error: {e}")
+        for n in self.nothing:
+            out.append(f"no gradient to check: {n}")
+        return out
+
+
+def audit(
+    path: str | Path,
+    *,
+    only: list[str] | None = None,
+    timeout: float | None = 30.0,
+    seed: int = 0,
+) -> AuditReport:
+    """Run the notebook or script at ``path`` and check every loss/gradient pair it defines.
+
+    This runs the document's own code in this process, in a fresh namespace.
+
+    Args:
+      path: an ``.ipynb`` notebook or a ``.py`` script.
+      only: gradient names to check (``["LinearModel.backward"]``); default every pair found.
+      timeout: seconds each cell may run.
+      seed: seeds numpy's global generator before the cells and gradlab's own draws.
+
+    Returns:
+      An :class:`AuditReport` (``.ok`` is False when any pair is wrong).
+
+    Raises:
+      AuditError: the document cannot be read at all (one line naming the file).
+    """
+    doc = load(path)
+    run = run_cells(doc, timeout)
+    src = Source(doc)
+    found = _discover.discover(src)
+    candidates = list(found.candidates)
+    errors = list(found.errors)
+    if only:
+        known = {c.name for c in candidates}
+        for name in only:
+            if name not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                errors.append(f"--only {name}: no such gradient found (found: {listed})")
+        candidates = [c for c in candidates if c.name in only]
+        errors = [e for e in errors if e.startswith("--only") or any(n in e for n in only)]
+    rebound = Rebound(run.namespace, {c.filename for c in doc.cells})
+    with jax.enable_x64(True):  # float64 witnesses whatever the user's jax config
+        pairs = [_one(c, src, run, rebound, seed) for c in candidates]
+    return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
+
+
+def _one(c, src: Source, run: Run, rebound: Rebound, seed: int) -> PairResult:
+    state = np.random.get_state()  # noqa: NPY002 - constructors may draw (np.random.randn)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        problem = _problem.build(c, src, run, rebound, seed)
+    except _problem.ProblemError as err:
+        return PairResult(
+            c.name,
+            c.loss.qualname,
+            c.grad.where,
+            c.grad.cell.index,
+            Verdict.ERROR,
+            "-",
+            error=str(err),
+            notes=(f"found {c.how}",) + _failed_note(run, c),
+        )
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    return _judge.judge(problem, src)
+
+
+def _failed_note(run: Run, c) -> tuple[str, ...]:
+    out = []
+    for cr in run.failed():
+        if cr.cell.index in (c.grad.cell.index, c.loss.cell.index):
+            out.append(f"its {cr.line()}")
+    return tuple(out)
