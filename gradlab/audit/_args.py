@@ -245,8 +245,13 @@ def draw(
     try_call,
     rng: np.random.Generator,
     dims: list[int] = (),
+    strict=None,
 ) -> tuple[dict, dict[str, ArgSource], str | None]:
     """Draw the ``missing`` parameters; array shapes are probed with ``try_call(values) -> bool``.
+
+    With ``strict(values) -> bool`` (the rebound loss traced with rank promotion refused), shapes
+    that run only through numpy's silent broadcasting (``(8,) - (3, 1)`` to ``(3, 8)``) are
+    passed over while any shapes run without it.
 
     Returns:
       ``(values, sources, error)``: ``error`` says why no combination of shapes ran.
@@ -263,21 +268,25 @@ def draw(
     if not arrays:
         return values, sources, None if try_call(values) else "the call fails with these values"
     options = [_shapes(a, list(dims)) for a in arrays]
-    for k, combo in enumerate(itertools.product(*options)):
-        if k >= 96:
-            break
+    combos = list(itertools.islice(itertools.product(*options), 96))
+    trials = []
+    for combo in combos:
         trial = dict(values)
         for a, shape in zip(arrays, combo, strict=True):
             trial[a] = rng.standard_normal(shape) if shape else float(rng.standard_normal())
-        if try_call(trial):
-            for a, shape in zip(arrays, combo, strict=True):
-                sources[a] = ArgSource(
-                    a, Origin.DRAWN, f"standard normal {shape} (drawn: not in the notebook)"
-                )
-            return trial, sources, None
+        trials.append(trial)
+    passes = [lambda t: try_call(t) and strict(t)] if strict else []
+    for accept in [*passes, try_call]:
+        for combo, trial in zip(combos, trials, strict=True):
+            if accept(trial):
+                for a, shape in zip(arrays, combo, strict=True):
+                    sources[a] = ArgSource(
+                        a, Origin.DRAWN, f"standard normal {shape} (drawn: not in the notebook)"
+                    )
+                return trial, sources, None
     return (
         values,
         sources,
         f"no small random draw of {', '.join(arrays)} runs the loss to a scalar "
-        f"(tried {min(96, np.prod([len(o) for o in options]))} shape combinations)",
+        f"(tried {len(combos)} shape combinations)",
     )

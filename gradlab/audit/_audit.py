@@ -43,7 +43,12 @@ class AuditReport:
             "path": str(self.path),
             "ok": self.ok,
             "cells": [
-                {"cell": c.cell.index, "status": c.status.value, "error": c.error}
+                {
+                    "cell": c.cell.index,
+                    "status": c.status.value,
+                    "error": c.error,
+                    "warnings": list(c.warnings),
+                }
                 for c in self.run.cells
             ],
             "run_notes": list(self.run.notes),
@@ -64,6 +69,10 @@ class AuditReport:
         ]
         for c in failed:
             out.append(f"  ! {c.line()}")
+        for c in self.run.cells:
+            if c.warnings:
+                more = f" (+{len(c.warnings) - 1} more)" if len(c.warnings) > 1 else ""
+                out.append(f"  ~ {c.cell.label}: warning {c.warnings[0]}{more}")
         for n in self.run.notes:
             out.append(f"  run: {n}")
         if self.pairs:
@@ -155,7 +164,9 @@ def audit(
         candidates = [c for c in candidates if c.name in only]
         errors = [e for e in errors if e.startswith("--only") or any(n in e for n in only)]
     rebound = Rebound(run.namespace, {c.filename for c in doc.cells})
-    with jax.enable_x64(True):  # float64 witnesses whatever the user's jax config
+    # float64 witnesses whatever the user's jax config; numpy's broadcasting rules for the
+    # rebound numpy code ((n, 1) + (1,) is legal numpy, which rank_promotion="raise" refuses)
+    with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
         pairs = [_one(c, src, run, rebound, seed) for c in candidates]
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
 

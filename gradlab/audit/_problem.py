@@ -176,8 +176,13 @@ def _functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pr
             values[k], sources[k] = v, source
         missing = [p for p in missing if p.name not in data]
     if missing:
+        f_rebound = rebound.function(f)
+
+        def strict(v):
+            return _traces(f_rebound, {k: x for k, x in {**values, **v}.items() if k in fnames})
+
         drawn, dsrc, err = _args.draw(
-            missing, lambda v: _runs(call_f, call_g, {**values, **v}), rng, _dims(values)
+            missing, lambda v: _runs(call_f, call_g, {**values, **v}), rng, _dims(values), strict
         )
         if err:
             raise ProblemError(f"{c.loss.qualname}: {err}")
@@ -254,6 +259,18 @@ def _dims(values: dict) -> list[int]:
             if d not in dims:
                 dims.append(d)
     return dims
+
+
+def _traces(fn, kwargs) -> bool:
+    """Does ``fn(**kwargs)`` trace to a scalar with implicit rank promotion refused?"""
+    import jax
+
+    try:
+        with jax.numpy_rank_promotion("raise"):
+            out = jax.eval_shape(lambda kw: fn(**kw), kwargs)
+    except Exception:  # noqa: BLE001 - a probe
+        return False
+    return int(np.prod(getattr(out, "shape", ()))) == 1
 
 
 def _runs(call_f, call_g, vals) -> bool:

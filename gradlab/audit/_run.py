@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class CellRun:
     status: CellStatus
     error: str = ""
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()  # the warnings the cell raised (first line each)
 
     def line(self) -> str:
         if self.status is CellStatus.OK:
@@ -191,22 +193,27 @@ def _run_cell(cell: Cell, ns: dict, timeout: float | None, plt) -> CellRun:
     except SyntaxError as err:
         return CellRun(cell, CellStatus.FAILED, f"line {err.lineno}: SyntaxError: {err.msg}")
     out = io.StringIO()
+    caught: list = []
+    status, error = CellStatus.OK, ""
     try:
-        with _alarm(timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            _alarm(timeout),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(out),
+        ):
+            warnings.simplefilter("always")
             exec(code, ns)  # noqa: S102 - running the user's notebook is the point
     except _CellTimeout:
-        return CellRun(
-            cell,
-            CellStatus.TIMEOUT,
-            f"did not finish within {timeout:g} s (per-cell timeout); stopped",
-            time.perf_counter() - t0,
-        )
+        status = CellStatus.TIMEOUT
+        error = f"did not finish within {timeout:g} s (per-cell timeout); stopped"
     except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - keep going
-        return CellRun(cell, CellStatus.FAILED, _error_line(err, cell), time.perf_counter() - t0)
+        status, error = CellStatus.FAILED, _error_line(err, cell)
     finally:
         if plt is not None:
             plt.close("all")
-    return CellRun(cell, CellStatus.OK, "", time.perf_counter() - t0)
+    seen = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}"[:120] for w in caught))
+    return CellRun(cell, status, error, time.perf_counter() - t0, seen)
 
 
 def run_cells(doc: Document, timeout: float | None = 30.0) -> Run:

@@ -14,7 +14,7 @@ from gradlab.audit._document import Cell, Document
 
 MARKER = re.compile(r"#\s*gradlab:\s*grad(?:ient)?\s+of\s+([A-Za-z_][\w.]*)", re.IGNORECASE)
 GRAD_NAME = re.compile(
-    r"^(d[A-Z]\w*|d_\w+|d(w|b|theta|x|z|a|h|y|loss|cost|j|out|params?|weights?|bias|mu|sigma|"
+    r"^(d[A-Z]\w*|d_\w+|d[a-z]\d*|d(w|b|theta|x|z|a|h|y|loss|cost|j|out|params?|weights?|bias|mu|sigma|"
     r"pi|s|logits?|beta|alpha)\d*|grad\w*|gradients?|\w*_grads?|\w*_gradients?|nabla\w*)$"
 )
 INPLACE_METHODS = {"sort", "fill", "resize", "put", "itemset", "partition", "setflags"}

@@ -1,0 +1,191 @@
+"""``gradlab.audit`` on a script of numpy derivations: every pair shape, the numpy rebinding, the
+finite-difference fallback, markers, kinks and each bad input (one audit, shared)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from gradlab.audit import Verdict, audit
+from gradlab.audit._args import Origin
+from gradlab.audit._run import CellStatus
+
+SCRIPT = textwrap.dedent(
+    """
+    # %%
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = rng.normal(size=20)
+    w = np.array([0.0, 0.7, -1.3])
+    t = np.sign(y)
+
+    # %%
+    while True:
+        pass
+
+    # %%
+    def ridge_loss(w, X, y, lam=0.3):
+        r = X @ w - y
+        out = np.zeros(1)
+        out[0] = np.mean(r ** 2)
+        return out[0] + lam * np.sum(w ** 2)
+
+    def ridge_grad(w, X, y, lam=0.3):
+        r = X @ w - y
+        return 2 * X.T @ r / len(y) + lam * w
+
+    def ridge2_loss(w, X, y, lam=0.3):
+        r = X @ w - y
+        out = np.zeros(1)
+        out[0] = np.mean(r ** 2)
+        return out[0] + lam * np.sum(w ** 2)
+
+    def ridge2_grad(w, X, y, lam=0.3):
+        r = X @ w - y
+        return 2 * X.T @ r / len(y) + 2 * lam * w
+
+    # %%
+    def noisy_loss(w, X, y):
+        jitter = 1e-3 * np.random.randn()  # the same draw at every point: numpy is reseeded
+        return np.mean((X @ w - y) ** 2) + jitter
+
+    def noisy_grad(w, X, y):
+        return 2 * X.T @ (X @ w - y) / len(y)
+
+    # %%
+    def cost_and_grad(v, A, rhs):
+        r = A @ v - rhs
+        cost = 0.5 * np.mean(r ** 2)
+        dv = A.T @ r / len(rhs)
+        return cost, dv
+
+    # %%
+    class LogReg:
+        def __init__(self, d):
+            self.w = np.zeros(d) + 0.1
+            self.b = 0.2
+
+        def loss(self, X, t):
+            z = X @ self.w + self.b
+            return np.mean(np.log1p(np.exp(-t * z)))
+
+        def grad(self, X, t):
+            z = X @ self.w + self.b
+            s = -t / (1 + np.exp(t * z)) / len(t)
+            return X.T @ s, 2 * np.sum(s)
+
+    clf = LogReg(3)
+
+    # %%
+    def vec_loss(w, X, y):
+        return (X @ w - y) ** 2
+
+    def vec_grad(w, X, y):
+        return 2 * X.T @ (X @ w - y)
+
+    def shape_loss(w, X, y):
+        return np.sum((X @ w - y) ** 2)
+
+    def shape_grad(w, X, y):
+        return (2 * X.T @ (X @ w - y)).reshape(-1, 1)
+
+    def scaled_loss(w):
+        return np.sum(w * undefined_scale)
+
+    def scaled_grad(w):
+        return w
+
+    # %%
+    # gradlab: grad of missing_loss
+    def marked(w):
+        return 2 * w
+
+    def l1_penalty(w):
+        return np.sum(np.abs(w))
+
+    # gradlab: grad of l1_penalty
+    def l1_subgradient(w):
+        return np.sign(w)
+
+    # %%
+    def energy(q, k=2.0):
+        return k * np.sum(q ** 4)
+
+    def denergy(q, k=2.0):
+        return 4 * k * q ** 3
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audit") / "derivations.py"
+    path.write_text(SCRIPT)
+    return audit(path, timeout=1.0)
+
+
+def _pair(report, name):
+    return next(p for p in report.pairs if p.name == name)
+
+
+def test_a_never_finishing_cell_times_out_and_the_audit_goes_on(report):
+    statuses = [c.status for c in report.run.cells]
+    assert statuses.count(CellStatus.TIMEOUT) == 1
+    assert statuses.count(CellStatus.OK) == len(statuses) - 1
+    assert "per-cell timeout" in report.run.failed()[0].line()
+
+
+def test_in_place_loss_falls_back_to_finite_differences_and_catches_the_bug(report):
+    bad, good = _pair(report, "ridge_grad"), _pair(report, "ridge2_grad")
+    assert bad.verdict is Verdict.FD_WRONG and good.verdict is Verdict.FD_OK
+    assert not report.ok  # exit 1 territory
+    for p in (bad, good):
+        assert "no autodiff witness" in p.witnesses
+        assert any("in-place write `out[0] = np.mean(r ** 2)`" in f for f in p.findings)
+    assert bad.max_rel_err > 1e-2 and good.max_rel_err < 1e-8
+
+
+def test_np_random_in_the_loss_is_reported_by_line_and_checked_with_fixed_draws(report):
+    p = _pair(report, "noisy_grad")
+    assert p.verdict is Verdict.FD_OK
+    assert any("np.random" in f and "line" in f for f in p.findings)
+
+
+def test_loss_and_grad_in_one_function(report):
+    p = _pair(report, "cost_and_grad")
+    assert p.verdict is Verdict.OK and p.witnesses == "hand, autodiff, fd"
+    assert {a.name: a.origin for a in p.args} == {n: Origin.DRAWN for n in ("v", "A", "rhs")}
+
+
+def test_methods_reading_params_from_self_flag_the_wrong_bias(report):
+    p = _pair(report, "LogReg.grad")
+    assert p.verdict is Verdict.WRONG  # the bias gradient is doubled
+    assert p.worst.startswith("['b']")
+    assert p.args[0].origin is Origin.NOTEBOOK  # the notebook's clf
+
+
+def test_marker_pair_with_kinks_is_judged_by_the_subdifferential(report):
+    p = _pair(report, "l1_subgradient")
+    assert p.verdict is Verdict.OK and p.kinks == 1  # w[0] = 0: sign(0) = 0 in [-1, 1]
+    assert any("marker names 'missing_loss'" in e for e in report.errors)
+
+
+def test_f_df_pair_with_a_default(report):
+    p = _pair(report, "denergy")
+    assert p.loss == "energy" and p.verdict is Verdict.OK
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("vec_grad", "vec_loss returns shape (20,) on these arguments, not a scalar loss"),
+        ("shape_grad", "shape (3, 1) but no argument has that shape"),
+        ("scaled_grad", "scaled_loss raised NameError: name 'undefined_scale' is not defined"),
+    ],
+)
+def test_bad_pairs_give_one_line_errors_naming_the_function(report, name, expected):
+    p = _pair(report, name)
+    assert p.verdict is Verdict.ERROR and expected in p.error and "\n" not in p.error
