@@ -62,7 +62,9 @@ def test_wrong_pair_exits_one_json_and_annotated_copy(tmp_path, capsys):
     verdicts = {p["gradient"]: p["verdict"] for p in data["pairs"]}
     assert verdicts == {"cost_gradient": "ok", "Quad.grad": "WRONG"}
     annotated = nbformat.read(str(out_nb), as_version=4)
-    notes = [c for c in annotated.cells if c.metadata.get("gradlab-audit")]
+    assert annotated.cells[0].metadata["gradlab-audit"] == {"summary": True}
+    assert "2 loss/gradient pair(s) checked, 1 wrong" in annotated.cells[0].source
+    notes = [c for c in annotated.cells[1:] if c.metadata.get("gradlab-audit")]
     assert [c.metadata["gradlab-audit"]["gradient"] for c in notes] == [
         "cost_gradient",
         "Quad.grad",
@@ -76,7 +78,7 @@ def test_wrong_pair_exits_one_json_and_annotated_copy(tmp_path, capsys):
     again = tmp_path / "again.ipynb"
     assert main(["audit", str(out_nb), "--annotate", str(again)]) == 1
     assert (
-        sum(bool(c.metadata.get("gradlab-audit")) for c in nbformat.read(str(again), 4).cells) == 2
+        sum(bool(c.metadata.get("gradlab-audit")) for c in nbformat.read(str(again), 4).cells) == 3
     )
     capsys.readouterr()
 

@@ -30,8 +30,8 @@ def verdict_markdown(p: PairResult) -> str:
         lines.append(f"- worst element: {p.worst}")
     for b in p.blame:
         lines.append(
-            f"- blamed term `{b.term}` with coefficient {b.coef:.6g} ({b.explained:.1%} of the "
-            "error; a term whose gradient is off by a factor a has coefficient a - 1)"
+            f"- blamed term `{b.term}` with coefficient {b.coef:.6g}: its hand gradient is "
+            f"{b.coef + 1:.6g} times the true one ({b.explained:.1%} of the error)"
         )
     if p.kinks:
         lines.append(f"- {p.kinks} kink(s) judged by the subdifferential")
@@ -41,8 +41,27 @@ def verdict_markdown(p: PairResult) -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(report: AuditReport) -> str:
+    """The first cell of an annotated notebook: what ran, what was checked, what was not."""
+    failed = report.run.failed()
+    n_wrong = sum(p.verdict.wrong for p in report.pairs)
+    lines = [
+        f"**gradlab audit of `{report.path.name}`**: {len(report.run.cells)} code cell(s) run, "
+        f"{len(failed)} failed; {len(report.pairs)} loss/gradient pair(s) checked, "
+        f"{n_wrong} wrong. (`gradlab audit` ran this notebook's code; verdicts follow the cells "
+        "that define each gradient.)",
+        "",
+    ]
+    lines += [f"- {p.name} against {p.loss}: **{p.verdict.value}**" for p in report.pairs]
+    lines += [f"- {c.line()}" for c in failed]
+    lines += [f"- error: {e}" for e in report.errors]
+    lines += [f"- no gradient to check: {n}" for n in report.nothing]
+    return "\n".join(lines)
+
+
 def annotate(report: AuditReport, out: str | Path) -> Path:
-    """Write ``report``'s notebook to ``out`` with a verdict cell after each checked gradient.
+    """Write ``report``'s notebook to ``out`` with a verdict cell after each checked gradient
+    and a summary cell first.
 
     Earlier gradlab verdict cells (metadata ``gradlab-audit``) are replaced, not stacked.
 
@@ -67,7 +86,9 @@ def annotate(report: AuditReport, out: str | Path) -> Path:
             md = nbformat.v4.new_markdown_cell(verdict_markdown(p))
             md.metadata[MARK] = {"gradient": p.name, "verdict": p.verdict.value}
             cells.append(md)
-    nb.cells = cells
+    summary = nbformat.v4.new_markdown_cell(summary_markdown(report))
+    summary.metadata[MARK] = {"summary": True}
+    nb.cells = [summary, *cells]
     out = Path(out)
     nbformat.write(nb, str(out))
     return out

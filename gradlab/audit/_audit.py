@@ -106,8 +106,8 @@ class AuditReport:
                 out.append(f"  worst: {p.worst}")
             for b in p.blame:
                 out.append(
-                    f"  blame: term {b.term!r} x {b.coef:.6g} ({b.explained:.1%} of the residual; "
-                    "a term whose hand gradient is off by a factor a has coef a - 1)"
+                    f"  blame: term {b.term!r} x {b.coef:.6g}: its hand gradient is "
+                    f"{b.coef + 1:.6g} times the true one ({b.explained:.1%} of the residual)"
                 )
             if p.witnesses.startswith("hand, fd"):
                 out.append(f"  {_judge._fd_only.LABEL}")
