@@ -92,17 +92,15 @@ def params_of(fn, skip_self: bool = False) -> list[inspect.Parameter]:
 
 
 def from_calls(
-    src: Source, names: list[str], params: list[inspect.Parameter], namespace: dict, skip: int
+    src: Source, names: list[str], params: list[inspect.Parameter], namespace: dict
 ) -> dict[str, tuple[object, ArgSource]]:
-    """Values the notebook passes to ``names`` at its call sites (literals; names at top level).
-
-    ``skip`` positional parameters are not passed at the call (``self`` for a method call).
-    """
+    """Values the notebook passes to ``names`` at its call sites: number literals anywhere,
+    names of notebook variables at top level (inside a def they are locals)."""
     found: dict[str, tuple[object, ArgSource]] = {}
     pnames = [p.name for p in params]
     for name in names:
         for site in src.call_sites(name):
-            pairs = [(pnames[i], a) for i, a in enumerate(site.node.args[: len(pnames)]) if i >= 0]
+            pairs = list(zip(pnames, site.node.args, strict=False))
             pairs += [(k.arg, k.value) for k in site.node.keywords if k.arg in pnames]
             for pname, expr in pairs:
                 if pname in found:
@@ -124,7 +122,6 @@ def from_calls(
                     if _is_data(v):
                         detail = f"notebook's {expr.id} {describe(v)} (passed at {where})"
                         found[pname] = (v, ArgSource(pname, Origin.CALL, detail))
-    del skip
     return found
 
 
@@ -188,10 +185,9 @@ def resolve(
     params: list[inspect.Parameter],
     namespace: dict,
     bound_in: dict,
-    skip: int = 0,
 ) -> tuple[dict, dict[str, ArgSource], list[inspect.Parameter]]:
     """``(values, sources, missing)`` for ``params`` of the functions ``names`` (steps 1-3)."""
-    calls = from_calls(src, names, params, namespace, skip)
+    calls = from_calls(src, names, params, namespace)
     values, sources, missing = {}, {}, []
     for p in params:
         if p.name in calls:
