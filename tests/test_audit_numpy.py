@@ -111,6 +111,25 @@ SCRIPT = textwrap.dedent(
         return np.sign(w)
 
     # %%
+    def propagate(wv, bias, Xc, Yc):  # (grads, cost) with grads a dict of "d"-names
+        m = Xc.shape[1]
+        A = 1 / (1 + np.exp(-(wv.T @ Xc + bias)))
+        cost = -np.sum(Yc * np.log(A) + (1 - Yc) * np.log(1 - A)) / m
+        grads = {"dwv": Xc @ (A - Yc).T / m, "dbias": np.sum(A - Yc)}  # BUG: db misses / m
+        return grads, cost
+
+    wv, bias = np.array([[0.1], [-0.2]]), 0.3
+    Xc, Yc = np.array([[1.0, 2.0, -1.0], [3.0, 4.0, -3.2]]), np.array([[1.0, 0.0, 1.0]])
+
+    def J(theta):
+        return theta[0] ** 2 + 3 * theta[1] ** 2
+
+    def dJ(theta):
+        return [2 * theta[0], 6 * theta[1]]  # a list of numbers: one gradient array
+
+    theta = np.array([1.0, 2.0])
+
+    # %%
     def energy(q, k=2.0):
         return k * np.sum(q ** 4)
 
@@ -171,6 +190,16 @@ def test_marker_pair_with_kinks_is_judged_by_the_subdifferential(report):
     p = _pair(report, "l1_subgradient")
     assert p.verdict is Verdict.OK and p.kinks == 1  # w[0] = 0: sign(0) = 0 in [-1, 1]
     assert any("marker names 'missing_loss'" in e for e in report.errors)
+
+
+def test_grads_cost_tuple_with_a_dict_of_d_names_flags_the_bias(report):
+    p = _pair(report, "propagate")
+    assert p.verdict is Verdict.WRONG and p.worst.startswith("['bias']")
+    assert [a.origin for a in p.args] == [Origin.NOTEBOOK] * 4
+
+
+def test_list_of_numbers_is_one_gradient(report):
+    assert _pair(report, "dJ").verdict is Verdict.OK
 
 
 def test_f_df_pair_with_a_default(report):

@@ -119,3 +119,13 @@ def test_annotate_refuses_a_script(tmp_path, capsys):
     script.write_text(GOOD)
     assert main(["audit", str(script), "--annotate", str(tmp_path / "o.ipynb")]) == 2
     assert "--annotate needs a notebook" in capsys.readouterr().err
+
+
+def test_audit_target_names_one_gradient_as_nb_colon_name(tmp_path):
+    from gradlab.audit import AuditError, Verdict, audit_target
+
+    nb = _notebook(tmp_path / "m.ipynb", GOOD, "import numpy as np\n" + BAD_MODEL)
+    report = audit_target(f"{nb}:Quad.grad")
+    assert [(p.name, p.verdict) for p in report.pairs] == [("Quad.grad", Verdict.WRONG)]
+    with pytest.raises(AuditError, match="expected NOTEBOOK.ipynb:GRADIENT"):
+        audit_target(str(nb))

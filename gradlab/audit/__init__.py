@@ -11,8 +11,17 @@ after each checked gradient.
 """
 
 from gradlab.audit._annotate import annotate
-from gradlab.audit._audit import AuditReport, audit
+from gradlab.audit._audit import AuditReport, audit, audit_target
 from gradlab.audit._document import AuditError, load
 from gradlab.audit._judge import PairResult, Verdict
 
-__all__ = ["AuditError", "AuditReport", "PairResult", "Verdict", "annotate", "audit", "load"]
+__all__ = [
+    "AuditError",
+    "AuditReport",
+    "PairResult",
+    "Verdict",
+    "annotate",
+    "audit",
+    "audit_target",
+    "load",
+]

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from gradlab.audit import _discover, _judge, _problem
-from gradlab.audit._document import Document, load
+from gradlab.audit._document import AuditError, Document, load
 from gradlab.audit._judge import PairResult, Verdict
 from gradlab.audit._numpy import Rebound
 from gradlab.audit._run import Run, run_cells
@@ -169,6 +169,19 @@ def audit(
     with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
         pairs = [_one(c, src, run, rebound, seed) for c in candidates]
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
+
+
+def audit_target(target: str, **kwargs) -> AuditReport:
+    """``audit(path, only=[name])`` from ``"path.ipynb:Name"`` (``nb.ipynb:LinearModel.backward``),
+    the form ``gradlab check`` can route to.
+
+    Raises:
+      AuditError: ``target`` has no ``:NAME`` part.
+    """
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise AuditError(f"expected NOTEBOOK.ipynb:GRADIENT (e.g. nb.ipynb:grad); got {target!r}")
+    return audit(path, only=[name], **kwargs)
 
 
 def _one(c, src: Source, run: Run, rebound: Rebound, seed: int) -> PairResult:

@@ -217,8 +217,7 @@ def discover(src: Source) -> Discovery:
     taken = {c.name for c in out}
     for q, d in src.defs.items():
         if d.cls is None and q not in taken and _tuple_return(d) is not None:
-            if _is_grad_name(q, src.defs) or any(w in LOSS_WORDS for w in _words(q)):
-                out.append(Candidate(q, PairKind.VALUE_AND_GRAD, d, d, "returns (loss, grad)"))
+            out.append(Candidate(q, PairKind.VALUE_AND_GRAD, d, d, "returns (loss, grad)"))
     taken |= {c.name for c in out}
     out += _function_pairs(src, taken)
     taken |= {c.name for c in out}

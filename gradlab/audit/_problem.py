@@ -104,6 +104,29 @@ def match_grad(qualname: str, out, candidates: dict) -> list[str]:
     return chosen
 
 
+def key_map(out: dict, target) -> dict | None:
+    """``{key of out: name in target}``: the same names, or gradient names for them (``dW1``,
+    ``d_w``, ``grad_w``, ``w_grad`` for ``W1``, ``w``); None unless every key maps."""
+    names = list(target)
+    found = {}
+    for k in out:
+        bases = [k] + [
+            re.sub(pat, "", str(k)) for pat in (r"^d_?", r"^grad_", r"_grads?$", r"_gradient$")
+        ]
+        hit = next((b for b in bases if b in names), None)
+        if hit is None:
+            return None
+        found[k] = hit
+    return found if len(set(found.values())) == len(found) else None
+
+
+def _listed(out):
+    """A list of numbers (``[dJ0, dJ1]``) is one gradient array, not a gradient per element."""
+    if isinstance(out, list) and out and all(np.ndim(x) == 0 for x in out):
+        return np.asarray(out, np.float64)
+    return out
+
+
 def _scalar(qualname: str, value):
     """A loss value as a float; a size-1 array is accepted (and said), anything else raises."""
     shape = _shape(value)
@@ -195,27 +218,31 @@ def _functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pr
         for n in values
         if n in fnames and n in gnames and _float_array(values[n]) is not None
     }
+    out = _listed(out)
     if isinstance(out, dict):
-        wrt_dict = next(
-            (
-                n
-                for n in fnames & gnames
-                if isinstance(values[n], dict) and values[n].keys() == out.keys()
-            ),
-            None,
-        )
+        wrt_dict, keys = None, None
+        for n in [n for n in fparams if n.name in gnames]:
+            v = values.get(n.name)
+            if isinstance(v, dict) and (keys := key_map(out, v)) is not None:
+                wrt_dict = n.name
+                break
         if wrt_dict is None:
+            keys = key_map(out, cands)
+        if keys is None:
             raise ProblemError(
-                f"{c.grad.qualname} returns a dict with keys {sorted(out)} but no argument of "
-                f"{c.loss.qualname} is a dict with those keys"
+                f"{c.grad.qualname} returns a dict with keys {sorted(out)}; no argument of "
+                f"{c.loss.qualname} is named by them (or is a dict with those keys)"
             )
-        params = {k: np.asarray(v, np.float64) for k, v in values[wrt_dict].items()}
+        if wrt_dict is not None:
+            params = {keys[k]: np.asarray(values[wrt_dict][keys[k]], np.float64) for k in out}
+        else:
+            params = {keys[k]: cands[keys[k]] for k in out}
 
         def put(p):
-            return {**values, wrt_dict: dict(p)}
+            return {**values, wrt_dict: dict(p)} if wrt_dict is not None else {**values, **p}
 
         def to_dict(o):
-            return dict(o)
+            return {keys[k]: v for k, v in o.items()}
     else:
         wrt = match_grad(c.grad.qualname, out, cands)
         params = {n: cands[n] for n in wrt}
@@ -224,6 +251,7 @@ def _functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pr
             return {**values, **p}
 
         def to_dict(o):
+            o = _listed(o)
             outs = list(o) if isinstance(o, (tuple, list)) else [o]
             return dict(zip(wrt, outs, strict=True))
 
@@ -379,22 +407,24 @@ def _methods(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Prob
         c.loss.qualname, _call_guarded(c.loss.qualname, call, fresh({}), mname_l, lnames, values)
     )
     cands = _self_params(obj)
+    out = _listed(out)
+    keys = key_map(out, cands) if isinstance(out, dict) else None
     if isinstance(out, dict):
-        missing_keys = [k for k in out if k not in cands]
-        if missing_keys:
+        if keys is None:
             raise ProblemError(
                 f"{c.grad.qualname} returns keys {sorted(out)} but self has no float array "
-                f"attribute {missing_keys[0]!r}"
+                f"attribute for each (self has {sorted(cands)})"
             )
-        wrt = list(out)
+        wrt = [keys[k] for k in out]
     else:
         wrt = match_grad(c.grad.qualname, out, {f"self.{k}": v for k, v in cands.items()})
         wrt = [w.removeprefix("self.") for w in wrt]
     params = {k: cands[k] for k in wrt}
 
     def to_dict(o):
+        o = _listed(o)
         if isinstance(o, dict):
-            return dict(o)
+            return {keys[k]: v for k, v in o.items()}
         outs = list(o) if isinstance(o, (tuple, list)) else [o]
         return dict(zip(wrt, outs, strict=True))
 
