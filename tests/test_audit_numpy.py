@@ -218,3 +218,17 @@ def test_f_df_pair_with_a_default(report):
 def test_bad_pairs_give_one_line_errors_naming_the_function(report, name, expected):
     p = _pair(report, name)
     assert p.verdict is Verdict.ERROR and expected in p.error and "\n" not in p.error
+
+
+def test_a_gradient_that_never_returns_is_stopped_and_named(tmp_path):
+    path = tmp_path / "hang.py"
+    path.write_text(
+        "import numpy as np\nw = np.ones(3)\n"
+        "def loss(w):\n    return np.sum(w ** 2)\n"
+        "def grad(w):\n    while True:\n        pass\n"
+    )
+    (p,) = audit(path, timeout=0.25).pairs
+    assert (
+        p.verdict is Verdict.ERROR
+        and p.error == "grad: checking did not finish within 1 s; stopped"
+    )

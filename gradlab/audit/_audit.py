@@ -18,8 +18,10 @@ from gradlab.audit import _discover, _judge, _problem
 from gradlab.audit._document import AuditError, Document, load
 from gradlab.audit._judge import PairResult, Verdict
 from gradlab.audit._numpy import Rebound
-from gradlab.audit._run import Run, run_cells
+from gradlab.audit._run import OutOfTime, Run, run_cells, time_limit
 from gradlab.audit._source import Source
+
+PAIR_TIMEOUT_FACTOR = 4  # building and checking one pair may take 4 cell timeouts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +142,7 @@ def audit(
     Args:
       path: an ``.ipynb`` notebook or a ``.py`` script.
       only: gradient names to check (``["LinearModel.backward"]``); default every pair found.
-      timeout: seconds each cell may run.
+      timeout: seconds each cell may run (checking one pair: four times as long).
       seed: seeds numpy's global generator before the cells and gradlab's own draws.
 
     Returns:
@@ -150,7 +152,7 @@ def audit(
       AuditError: the document cannot be read at all (one line naming the file).
     """
     doc = load(path)
-    run = run_cells(doc, timeout)
+    run = run_cells(doc, timeout, seed)
     src = Source(doc)
     found = _discover.discover(src)
     candidates = list(found.candidates)
@@ -167,7 +169,8 @@ def audit(
     # float64 witnesses whatever the user's jax config; numpy's broadcasting rules for the
     # rebound numpy code ((n, 1) + (1,) is legal numpy, which rank_promotion="raise" refuses)
     with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
-        pairs = [_one(c, src, run, rebound, seed) for c in candidates]
+        limit = None if timeout is None else PAIR_TIMEOUT_FACTOR * timeout
+        pairs = [_one(c, src, run, rebound, seed, limit) for c in candidates]
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
 
 
@@ -184,12 +187,10 @@ def audit_target(target: str, **kwargs) -> AuditReport:
     return audit(path, only=[name], **kwargs)
 
 
-def _one(c, src: Source, run: Run, rebound: Rebound, seed: int) -> PairResult:
-    state = np.random.get_state()  # noqa: NPY002 - constructors may draw (np.random.randn)
-    np.random.seed(seed)  # noqa: NPY002
-    try:
-        problem = _problem.build(c, src, run, rebound, seed)
-    except _problem.ProblemError as err:
+def _one(c, src: Source, run: Run, rebound: Rebound, seed: int, limit) -> PairResult:
+    """Build and judge one pair; whatever the user's code does, a result (never a raise)."""
+
+    def error(text: str) -> PairResult:
         return PairResult(
             c.name,
             c.loss.qualname,
@@ -197,12 +198,25 @@ def _one(c, src: Source, run: Run, rebound: Rebound, seed: int) -> PairResult:
             c.grad.cell.index,
             Verdict.ERROR,
             "-",
-            error=str(err),
+            error=text,
             notes=(f"found {c.how}",) + _failed_note(run, c),
         )
+
+    state = np.random.get_state()  # noqa: NPY002 - constructors may draw (np.random.randn)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        with time_limit(limit):
+            problem = _problem.build(c, src, run, rebound, seed)
+            return _judge.judge(problem, src)
+    except _problem.ProblemError as err:
+        return error(str(err))
+    except OutOfTime:
+        return error(f"{c.name}: checking did not finish within {limit:g} s; stopped")
+    except Exception as err:  # noqa: BLE001 - the user's objects may fail anywhere
+        text = str(err).strip().splitlines()
+        return error(f"{c.name}: {type(err).__name__}: {text[0] if text else ''}"[:220])
     finally:
         np.random.set_state(state)  # noqa: NPY002
-    return _judge.judge(problem, src)
 
 
 def _failed_note(run: Run, c) -> tuple[str, ...]:

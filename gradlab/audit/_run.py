@@ -68,8 +68,9 @@ class Run:
         return tuple(c for c in self.cells if c.status is not CellStatus.OK)
 
 
-class _CellTimeout(BaseException):
-    """Raised inside a cell by the alarm; BaseException so ``except Exception`` does not eat it."""
+class OutOfTime(BaseException):
+    """Raised by :func:`time_limit`; BaseException so the user's ``except Exception`` does not
+    eat it."""
 
 
 def _error_line(err: BaseException, cell: Cell) -> str:
@@ -162,7 +163,8 @@ def _display_stubs(notes: list[str]):
 
 
 @contextlib.contextmanager
-def _alarm(seconds: float | None):
+def time_limit(seconds: float | None):
+    """Raise :class:`OutOfTime` in this thread after ``seconds`` (SIGALRM; main thread only)."""
     usable = (
         seconds is not None
         and hasattr(signal, "setitimer")
@@ -173,7 +175,7 @@ def _alarm(seconds: float | None):
         return
 
     def on_alarm(signum, frame):
-        raise _CellTimeout()
+        raise OutOfTime()
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -198,13 +200,13 @@ def _run_cell(cell: Cell, ns: dict, timeout: float | None, plt) -> CellRun:
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
-            _alarm(timeout),
+            time_limit(timeout),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(out),
         ):
             warnings.simplefilter("always")
             exec(code, ns)  # noqa: S102 - running the user's notebook is the point
-    except _CellTimeout:
+    except OutOfTime:
         status = CellStatus.TIMEOUT
         error = f"did not finish within {timeout:g} s (per-cell timeout); stopped"
     except (Exception, SystemExit, KeyboardInterrupt) as err:  # noqa: BLE001 - keep going
@@ -216,25 +218,43 @@ def _run_cell(cell: Cell, ns: dict, timeout: float | None, plt) -> CellRun:
     return CellRun(cell, status, error, time.perf_counter() - t0, seen)
 
 
-def run_cells(doc: Document, timeout: float | None = 30.0) -> Run:
+@contextlib.contextmanager
+def _in_directory(folder):
+    """Run where the document lives, as Jupyter does (``data.csv`` and local imports resolve)."""
+    old_cwd, folder = os.getcwd(), str(folder)
+    sys.path.insert(0, folder)
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        if folder in sys.path:
+            sys.path.remove(folder)
+
+
+def run_cells(doc: Document, timeout: float | None = 30.0, seed: int = SEED) -> Run:
     """Execute ``doc``'s cells in order in a fresh namespace; see the module doc.
+
+    The cells run in the document's folder (the working directory and ``sys.path``), as Jupyter
+    runs a notebook.
 
     Args:
       doc: the loaded document.
       timeout: seconds each cell may run (None: no limit).
+      seed: numpy's global generator is seeded with it before the first cell.
 
     Returns:
       A :class:`Run`.
     """
     ns: dict = {"__name__": "__main__", "__builtins__": __builtins__}
-    notes = [f"numpy's global generator seeded with np.random.seed({SEED}) before the first cell"]
+    notes = [f"numpy's global generator seeded with np.random.seed({seed}) before the first cell"]
     if timeout is not None and threading.current_thread() is not threading.main_thread():
         notes.append("no per-cell timeout: the audit is not running on the main thread")
     runs, bound_in = [], {}
     state = np.random.get_state()  # noqa: NPY002 - notebooks draw from the global generator
-    np.random.seed(SEED)  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
     try:
-        with _plots_off() as plt, _display_stubs(notes):
+        with _plots_off() as plt, _display_stubs(notes), _in_directory(doc.path.resolve().parent):
             for cell in doc.cells:
                 before = {k: id(v) for k, v in ns.items()}
                 runs.append(_run_cell(cell, ns, timeout, plt))
