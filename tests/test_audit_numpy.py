@@ -227,7 +227,7 @@ def test_a_gradient_that_never_returns_is_stopped_and_named(tmp_path):
         "def loss(w):\n    return np.sum(w ** 2)\n"
         "def grad(w):\n    while True:\n        pass\n"
     )
-    (p,) = audit(path, timeout=0.25).pairs
+    (p,) = audit(path, timeout=1.0, pair_timeout=1.0).pairs
     assert (
         p.verdict is Verdict.ERROR
         and p.error == "grad: checking did not finish within 1 s; stopped"

@@ -15,13 +15,12 @@ import jax
 import numpy as np
 
 from gradlab.audit import _discover, _judge, _problem
+from gradlab.audit._build import build
 from gradlab.audit._document import AuditError, Document, load
 from gradlab.audit._judge import PairResult, Verdict
 from gradlab.audit._numpy import Rebound
 from gradlab.audit._run import OutOfTime, Run, run_cells, time_limit
 from gradlab.audit._source import Source
-
-PAIR_TIMEOUT_FACTOR = 4  # building and checking one pair may take 4 cell timeouts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +132,7 @@ def audit(
     *,
     only: list[str] | None = None,
     timeout: float | None = 30.0,
+    pair_timeout: float | None = 120.0,
     seed: int = 0,
 ) -> AuditReport:
     """Run the notebook or script at ``path`` and check every loss/gradient pair it defines.
@@ -142,7 +142,8 @@ def audit(
     Args:
       path: an ``.ipynb`` notebook or a ``.py`` script.
       only: gradient names to check (``["LinearModel.backward"]``); default every pair found.
-      timeout: seconds each cell may run (checking one pair: four times as long).
+      timeout: seconds each cell may run.
+      pair_timeout: seconds building and checking one pair may take.
       seed: seeds numpy's global generator before the cells and gradlab's own draws.
 
     Returns:
@@ -169,8 +170,7 @@ def audit(
     # float64 witnesses whatever the user's jax config; numpy's broadcasting rules for the
     # rebound numpy code ((n, 1) + (1,) is legal numpy, which rank_promotion="raise" refuses)
     with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
-        limit = None if timeout is None else PAIR_TIMEOUT_FACTOR * timeout
-        pairs = [_one(c, src, run, rebound, seed, limit) for c in candidates]
+        pairs = [_one(c, src, run, rebound, seed, pair_timeout) for c in candidates]
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
 
 
@@ -206,7 +206,7 @@ def _one(c, src: Source, run: Run, rebound: Rebound, seed: int, limit) -> PairRe
     np.random.seed(seed)  # noqa: NPY002
     try:
         with time_limit(limit):
-            problem = _problem.build(c, src, run, rebound, seed)
+            problem = build(c, src, run, rebound, seed)
             return _judge.judge(problem, src)
     except _problem.ProblemError as err:
         return error(str(err))

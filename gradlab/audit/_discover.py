@@ -113,7 +113,7 @@ def _stores_grads(d: Def) -> bool:
     return False
 
 
-def _tuple_return(d: Def) -> tuple[int, list[int]] | None:
+def tuple_return(d: Def) -> tuple[int, list[int]] | None:
     """``(loss position, gradient positions)`` when ``d`` returns ``(loss, grad...)``."""
     rets = [n for n in ast.walk(d.node) if isinstance(n, ast.Return) and n.value is not None]
     if not rets:
@@ -146,7 +146,7 @@ def _function_pairs(src: Source, taken: set[str]) -> list[Candidate]:
             and not _is_grad_name(p, top)
             and _stem(p, set(LOSS_WORDS)) == stem
             and (_loss_rank(p) < len(LOSS_WORDS) or _stem(p, set()) == stem)
-            and _tuple_return(d) is None
+            and tuple_return(d) is None
         ]
         if not losses:
             continue
@@ -216,7 +216,7 @@ def discover(src: Source) -> Discovery:
         out.append(Candidate(d.qualname, kind, d, loss, f"marker: # gradlab: grad of {loss_name}"))
     taken = {c.name for c in out}
     for q, d in src.defs.items():
-        if d.cls is None and q not in taken and _tuple_return(d) is not None:
+        if d.cls is None and q not in taken and tuple_return(d) is not None:
             out.append(Candidate(q, PairKind.VALUE_AND_GRAD, d, d, "returns (loss, grad)"))
     taken |= {c.name for c in out}
     out += _function_pairs(src, taken)

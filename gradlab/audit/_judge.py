@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.audit import _fd_only
-from gradlab.audit._problem import Problem, ProblemError, _scalar
+from gradlab.audit._problem import Problem, ProblemError, scalar
 from gradlab.audit._source import Source
 from gradlab.check import check_grad
 
@@ -191,7 +191,7 @@ def judge(problem: Problem, src: Source) -> PairResult:
     )
     notes = [f"found {c.how}", *problem.notes]
     try:
-        value, squeezed = _scalar(c.loss.qualname, problem.loss(problem.params))
+        value, squeezed = scalar(c.loss.qualname, problem.loss(problem.params))
         hand = problem.grad(problem.params)
     except ProblemError as err:
         return PairResult(

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
         help="check only this gradient (e.g. LinearModel.backward); repeatable",
     )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per cell (default 30)")
+    p.add_argument(
+        "--pair-timeout", type=float, default=120.0, help="seconds per pair checked (default 120)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of numpy's generator and of draws")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="JSON to FILE (- stdout)")
     p.add_argument("--annotate", metavar="OUT.ipynb", help="write a copy with verdict cells")
@@ -88,7 +91,13 @@ def run(args) -> int:
     many = len(args.documents) > 1
     for path in args.documents:
         try:
-            report = audit(path, only=args.only, timeout=args.timeout, seed=args.seed)
+            report = audit(
+                path,
+                only=args.only,
+                timeout=args.timeout,
+                pair_timeout=args.pair_timeout,
+                seed=args.seed,
+            )
         except AuditError as err:
             print(f"gradlab audit: error: {err}", file=sys.stderr)
             dumps.append({"path": path, "ok": False, "error": str(err)})
