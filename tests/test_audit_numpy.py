@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from gradlab.audit import Verdict, audit
+from gradlab.audit import Verdict, Witnesses, audit
 from gradlab.audit._args import Origin
 from gradlab.audit._run import CellStatus
 
@@ -162,7 +162,7 @@ def test_in_place_loss_falls_back_to_finite_differences_and_catches_the_bug(repo
     assert bad.verdict is Verdict.FD_WRONG and good.verdict is Verdict.FD_OK
     assert not report.ok  # exit 1 territory
     for p in (bad, good):
-        assert "no autodiff witness" in p.witnesses
+        assert p.witnesses is Witnesses.FD_ONLY
         assert any("in-place write `out[0] = np.mean(r ** 2)`" in f for f in p.findings)
     assert bad.max_rel_err > 1e-2 and good.max_rel_err < 1e-8
 
@@ -175,7 +175,7 @@ def test_np_random_in_the_loss_is_reported_by_line_and_checked_with_fixed_draws(
 
 def test_loss_and_grad_in_one_function(report):
     p = _pair(report, "cost_and_grad")
-    assert p.verdict is Verdict.OK and p.witnesses == "hand, autodiff, fd"
+    assert p.verdict is Verdict.OK and p.witnesses is Witnesses.THREE
     assert {a.name: a.origin for a in p.args} == {n: Origin.DRAWN for n in ("v", "A", "rhs")}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlab.audit import Verdict, audit
+from gradlab.audit import Verdict, Witnesses, audit
 from gradlab.audit._args import Origin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def test_seed001_linear_model_backward_flagged_with_l1_and_l2_blamed(reports):
     r = reports["001"]
     assert not r.ok
     p = _pair(r, "LinearModel.backward")
-    assert p.verdict is Verdict.WRONG and p.witnesses == "hand, autodiff, fd"
+    assert p.verdict is Verdict.WRONG and p.witnesses is Witnesses.THREE
     loss_src = next(a for a in p.args if a.name == "loss")
     lam1 = next(a.value for a in loss_src.parts if a.name == "l1_lambda")
     coef = {b.term: b.coef for b in p.blame}
@@ -41,7 +41,7 @@ def test_seed001_linear_model_backward_flagged_with_l1_and_l2_blamed(reports):
 def test_seed000_gradient_passes_against_its_own_loss_and_the_clip_is_reported(reports):
     r = reports["000"]
     p = _pair(r, "gradient")
-    assert p.loss == "loss" and p.verdict is Verdict.OK and p.witnesses == "hand, autodiff, fd"
+    assert p.loss == "loss" and p.verdict is Verdict.OK and p.witnesses is Witnesses.THREE
     assert r.ok
     lam = next(a for a in p.args if a.name == "lam")
     assert lam.origin is Origin.CALL and lam.value == 0.1  # loss(X, y, theta, lam=0.1), cell 1
@@ -53,7 +53,7 @@ def test_seed002_gradient_passes_on_the_notebooks_data(reports):
     r = reports["002"]
     p = _pair(r, "mse_gradient")
     assert p.loss == "mse_cost" and p.verdict is Verdict.OK
-    assert p.witnesses == "hand, autodiff, fd"  # float(np.mean(...)) traced: float() passes
+    assert p.witnesses is Witnesses.THREE  # float(np.mean(...)) traced: float() passes
     assert {a.origin for a in p.args} == {Origin.CALL}  # X, y, theta_test from the notebook
     assert r.ok and not r.run.failed()
 

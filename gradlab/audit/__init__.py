@@ -13,13 +13,14 @@ after each checked gradient.
 from gradlab.audit._annotate import annotate
 from gradlab.audit._audit import AuditReport, audit, audit_target
 from gradlab.audit._document import AuditError, load
-from gradlab.audit._judge import PairResult, Verdict
+from gradlab.audit._judge import PairResult, Verdict, Witnesses
 
 __all__ = [
     "AuditError",
     "AuditReport",
     "PairResult",
     "Verdict",
+    "Witnesses",
     "annotate",
     "audit",
     "audit_target",

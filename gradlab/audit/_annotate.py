@@ -25,7 +25,7 @@ def verdict_markdown(p: PairResult) -> str:
     if p.error:
         lines.append(f"- could not check: {p.error}")
     else:
-        lines.append(f"- witnesses: {p.witnesses}; max relative error {p.max_rel_err:.2e}")
+        lines.append(f"- witnesses: {p.witnesses.value}; max relative error {p.max_rel_err:.2e}")
     if p.worst:
         lines.append(f"- worst element: {p.worst}")
     for b in p.blame:

@@ -17,7 +17,8 @@ import numpy as np
 from gradlab.audit import _discover, _judge, _problem
 from gradlab.audit._build import build
 from gradlab.audit._document import AuditError, Document, load
-from gradlab.audit._judge import PairResult, Verdict
+from gradlab.audit._fd_only import LABEL as FD_ONLY_LABEL
+from gradlab.audit._judge import PairResult, Verdict, Witnesses
 from gradlab.audit._numpy import Rebound
 from gradlab.audit._run import OutOfTime, Run, run_cells, time_limit
 from gradlab.audit._source import Source
@@ -62,69 +63,65 @@ class AuditReport:
         return "\n".join(self.lines())
 
     def lines(self, verbose: bool = False) -> list[str]:
-        ran = self.run.cells
+        """The report as text: cells, the table, each pair's details, what was not checked."""
         failed = self.run.failed()
         out = [
-            f"gradlab audit {self.path}: {len(ran)} code cell(s) run, {len(failed)} failed; "
-            f"{len(self.pairs)} pair(s) checked"
+            f"gradlab audit {self.path}: {len(self.run.cells)} code cell(s) run, "
+            f"{len(failed)} failed; {len(self.pairs)} pair(s) checked"
         ]
-        for c in failed:
-            out.append(f"  ! {c.line()}")
+        out += [f"  ! {c.line()}" for c in failed]
         for c in self.run.cells:
             if c.warnings:
                 more = f" (+{len(c.warnings) - 1} more)" if len(c.warnings) > 1 else ""
                 out.append(f"  ~ {c.cell.label}: warning {c.warnings[0]}{more}")
-        for n in self.run.notes:
-            out.append(f"  run: {n}")
-        if self.pairs:
-            rows = [("gradient", "loss", "where", "witnesses", "max rel err", "verdict", "blame")]
-            for p in self.pairs:
-                rows.append(
-                    (
-                        p.name,
-                        p.loss,
-                        p.where,
-                        "3"
-                        if p.witnesses.startswith("hand, autodiff")
-                        else ("fd only" if p.witnesses.startswith("hand, fd") else "-"),
-                        "-" if p.max_rel_err is None else f"{p.max_rel_err:.1e}",
-                        p.verdict.value,
-                        ", ".join(f"{b.term} x {b.coef:.4g}" for b in p.blame) or "-",
-                    )
-                )
-            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-            for k, r in enumerate(rows):
-                out.append(
-                    "  " + "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
-                )
-                if k == 0:
-                    out.append("  " + "  ".join("-" * w for w in widths))
+        out += [f"  run: {n}" for n in self.run.notes]
+        out += _table(self.pairs)
         for p in self.pairs:
-            out.append(f"{p.name} <- {p.loss}: {p.verdict.value}")
-            if p.error:
-                out.append(f"  error: {p.error}")
-            if p.worst:
-                out.append(f"  worst: {p.worst}")
-            for b in p.blame:
-                out.append(
-                    f"  blame: term {b.term!r} x {b.coef:.6g}: its hand gradient is "
-                    f"{b.coef + 1:.6g} times the true one ({b.explained:.1%} of the residual)"
-                )
-            if p.witnesses.startswith("hand, fd"):
-                out.append(f"  {_judge._fd_only.LABEL}")
-            for f in p.findings:
-                out.append(f"  untraceable: {f}")
-            for a in p.args:
-                out.append(f"  arg {a}")
-            for n in p.notes:
-                out.append(f"  - {n}")
-            if verbose and p.report is not None:
-                out += ["    " + line for line in str(p.report).splitlines()]
-        for e in self.errors:
-            out.append(f"error: {e}")
-        for n in self.nothing:
-            out.append(f"no gradient to check: {n}")
+            out += _details(p, verbose)
+        out += [f"error: {e}" for e in self.errors]
+        out += [f"no gradient to check: {n}" for n in self.nothing]
         return out
+
+
+COLUMNS = ("gradient", "loss", "where", "witnesses", "max rel err", "verdict", "blame")
+SHORT = {Witnesses.THREE: "3", Witnesses.FD_ONLY: "fd only", Witnesses.NONE: "-"}
+
+
+def _table(pairs) -> list[str]:
+    if not pairs:
+        return []
+    rows = [COLUMNS]
+    for p in pairs:
+        rel = "-" if p.max_rel_err is None else f"{p.max_rel_err:.1e}"
+        blame = ", ".join(f"{b.term} x {b.coef:.4g}" for b in p.blame) or "-"
+        rows.append((p.name, p.loss, p.where, SHORT[p.witnesses], rel, p.verdict.value, blame))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    out = [
+        "  " + "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    out.insert(1, "  " + "  ".join("-" * w for w in widths))
+    return out
+
+
+def _details(p: PairResult, verbose: bool) -> list[str]:
+    out = [f"{p.name} <- {p.loss}: {p.verdict.value}"]
+    if p.error:
+        out.append(f"  error: {p.error}")
+    if p.worst:
+        out.append(f"  worst: {p.worst}")
+    for b in p.blame:
+        out.append(
+            f"  blame: term {b.term!r} x {b.coef:.6g}: its hand gradient is "
+            f"{b.coef + 1:.6g} times the true one ({b.explained:.1%} of the residual)"
+        )
+    if p.witnesses is Witnesses.FD_ONLY:
+        out.append(f"  {FD_ONLY_LABEL}")
+    out += [f"  untraceable: {f}" for f in p.findings]
+    out += [f"  arg {a}" for a in p.args]
+    out += [f"  - {n}" for n in p.notes]
+    if verbose and p.report is not None:
+        out += ["    " + line for line in str(p.report).splitlines()]
+    return out
 
 
 def audit(
@@ -197,7 +194,7 @@ def _one(c, src: Source, run: Run, rebound: Rebound, seed: int, limit) -> PairRe
             c.grad.where,
             c.grad.cell.index,
             Verdict.ERROR,
-            "-",
+            Witnesses.NONE,
             error=text,
             notes=(f"found {c.how}",) + _failed_note(run, c),
         )

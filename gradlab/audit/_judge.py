@@ -38,6 +38,14 @@ class Verdict(enum.Enum):
         return self in (Verdict.WRONG, Verdict.FD_WRONG)
 
 
+class Witnesses(enum.Enum):
+    """Which witnesses judged a pair."""
+
+    THREE = "hand, autodiff, fd"
+    FD_ONLY = "hand, fd (" + _fd_only.LABEL + ")"
+    NONE = "-"
+
+
 @dataclasses.dataclass(frozen=True)
 class BlamedTerm:
     term: str
@@ -54,7 +62,7 @@ class PairResult:
     where: str
     cell_index: int
     verdict: Verdict
-    witnesses: str
+    witnesses: Witnesses
     max_rel_err: float | None = None
     worst: str = ""
     blame: tuple[BlamedTerm, ...] = ()
@@ -72,7 +80,7 @@ class PairResult:
             "where": self.where,
             "verdict": self.verdict.value,
             "wrong": self.verdict.wrong,
-            "witnesses": self.witnesses,
+            "witnesses": self.witnesses.value,
             "max_rel_err": self.max_rel_err,
             "worst": self.worst,
             "blame": [dataclasses.asdict(b) for b in self.blame],
@@ -194,16 +202,14 @@ def judge(problem: Problem, src: Source) -> PairResult:
         value, squeezed = scalar(c.loss.qualname, problem.loss(problem.params))
         hand = problem.grad(problem.params)
     except ProblemError as err:
+        error = str(err)
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        error = f"{c.name}: {type(err).__name__}: {err}"[:220]
+    else:
+        error = ""
+    if error:
         return PairResult(
-            **base, verdict=Verdict.ERROR, witnesses="-", error=str(err), notes=tuple(notes)
-        )
-    except Exception as err:  # noqa: BLE001
-        return PairResult(
-            **base,
-            verdict=Verdict.ERROR,
-            witnesses="-",
-            error=f"{c.name}: {type(err).__name__}: {err}"[:220],
-            notes=tuple(notes),
+            **base, verdict=Verdict.ERROR, witnesses=Witnesses.NONE, error=error, notes=tuple(notes)
         )
     if squeezed:
         notes.append(f"{c.loss.qualname} returns a size-1 array; its one element is the loss")
@@ -212,19 +218,19 @@ def judge(problem: Problem, src: Source) -> PairResult:
     if why is None:
         notes.append(f"autodiff: {problem.rebound.describe()}")
         return _three(problem, base, notes)
-    findings = tuple(str(f) for f in src.untraceable(c.loss))
     notes.append(f"the loss does not trace with numpy rebound to jax.numpy ({why})")
+    findings = tuple(str(f) for f in src.untraceable(c.loss))
+    return _fd_fallback(problem, hand, base, notes, findings)
+
+
+def _fd_fallback(problem: Problem, hand, base: dict, notes: list, findings: tuple) -> PairResult:
+    """Hand against finite differences only (``_fd_only``), labelled as such."""
+    common = dict(base, witnesses=Witnesses.FD_ONLY, notes=tuple(notes), findings=findings)
     try:
         rep = _fd_only.check(problem.loss, hand, problem.params)
-    except Exception as err:  # noqa: BLE001
-        return PairResult(
-            **base,
-            verdict=Verdict.ERROR,
-            witnesses="hand, fd",
-            error=f"finite differences failed: {type(err).__name__}: {err}"[:220],
-            notes=tuple(notes),
-            findings=findings,
-        )
+    except Exception as err:  # noqa: BLE001 - a clear one-line error, the audit goes on
+        error = f"finite differences failed: {type(err).__name__}: {err}"[:220]
+        return PairResult(**common, verdict=Verdict.ERROR, error=error)
     w = rep.worst
     worst = (
         ""
@@ -232,14 +238,11 @@ def judge(problem: Problem, src: Source) -> PairResult:
         else f"{w.path}{list(w.index)}: hand {w.hand:.6g}, fd {w.fd:.6g} +- {w.fd_error:.2g}"
     )
     return PairResult(
-        **base,
+        **common,
         verdict=Verdict.FD_OK if rep.ok else Verdict.FD_WRONG,
-        witnesses="hand, fd (" + _fd_only.LABEL + ")",
         max_rel_err=rep.max_rel_err,
         worst=worst,
         kinks=rep.n_kinks,
-        notes=tuple(notes),
-        findings=findings,
         report=rep,
     )
 
@@ -266,16 +269,16 @@ def _three(problem: Problem, base: dict, notes: list[str]) -> PairResult:
             try:
                 report = check_grad(loss, hand, params, terms=terms)
             except ValueError as err:
-                if terms is None or "terms" not in str(err):
+                if terms is None:
                     raise
-                notes.append(f"blame skipped: {str(err).splitlines()[0][:120]}")
+                notes.append(f"blame skipped ({str(err).strip().splitlines()[0][:120]})")
                 report = check_grad(loss, hand, params)
     except Exception as err:  # noqa: BLE001 - a clear one-line error, the audit goes on
         text = str(err).strip().splitlines()
         return PairResult(
             **base,
             verdict=Verdict.ERROR,
-            witnesses="hand, autodiff, fd",
+            witnesses=Witnesses.THREE,
             error=f"{base['name']}: {type(err).__name__}: {text[0] if text else ''}"[:220],
             notes=tuple(notes),
         )
@@ -283,7 +286,7 @@ def _three(problem: Problem, base: dict, notes: list[str]) -> PairResult:
     return PairResult(
         **base,
         verdict=Verdict.OK if report.ok else Verdict.WRONG,
-        witnesses="hand, autodiff, fd",
+        witnesses=Witnesses.THREE,
         max_rel_err=rel,
         worst=worst,
         blame=blame,
