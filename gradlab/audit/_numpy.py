@@ -49,7 +49,12 @@ def _float(x=0.0):
 
 
 def _is_numpy_function(v) -> bool:
-    mod = getattr(v, "__module__", None) or ""
+    try:
+        mod = getattr(v, "__module__", None) or ""
+    except Exception:  # noqa: BLE001 - proxies may raise anything
+        return False
+    if not isinstance(mod, str):
+        return False
     return (mod == "numpy" or mod.startswith("numpy.")) and callable(v)
 
 
@@ -62,6 +67,8 @@ class Rebound:
         self._cell_files = cell_files
         self._classes: dict[type, type] = {}
         for name, value in namespace.items():
+            if not isinstance(name, str) or name.startswith("__"):
+                continue
             if value is np:
                 self.globals[name] = _Alias(np)
                 self.aliases.append(f"{name} -> jax.numpy")
@@ -72,17 +79,22 @@ class Rebound:
                 self.globals[name] = getattr(jnp, value.__name__)
                 self.aliases.append(f"{name} -> jax.numpy.{value.__name__}")
         self.globals["float"] = _float
+        self.skipped: list[str] = []
         for name, value in namespace.items():
-            if isinstance(value, types.FunctionType) and self._ours(value):
-                self.globals[name] = self.function(value)
-            elif isinstance(value, type) and self._ours_class(value):
-                self.globals[name] = self.cls(value)
+            try:
+                if isinstance(value, types.FunctionType) and self._ours(value):
+                    self.globals[name] = self.function(value)
+                elif isinstance(value, type) and self._ours_class(value):
+                    self.globals[name] = self.cls(value)
+            except Exception as err:  # noqa: BLE001 - a class that refuses subclassing stays as is
+                self.skipped.append(f"{name} ({type(err).__name__})")
 
     def describe(self) -> str:
+        skipped = f"; not recompiled: {', '.join(self.skipped)}" if self.skipped else ""
         return (
             "numpy rebound to jax.numpy in the loss's globals ("
             + ", ".join(self.aliases or ["no numpy name found"])
-            + "; float() passes traced values through)"
+            + f"; float() passes traced values through{skipped})"
         )
 
     def _ours(self, fn) -> bool:
