@@ -4,7 +4,7 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
-from gradlab import derivations, optim
+from gradlab import audit, derivations, optim
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
@@ -34,6 +34,7 @@ __all__ = [
     "Derivation",
     "derivations",
     "optim",
+    "audit",
     "IllConditionedWarning",
     "exponentiated_gradient",
     "fista",

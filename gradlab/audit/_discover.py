@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import re
 
-from gradlab.audit._source import GRAD_NAME, Def, Source
+from gradlab.audit._source import GRAD_NAME, Def, Source, gradient_math
 
 GRAD_WORDS = {
     "grad",
@@ -238,8 +238,8 @@ def _calls(d: Def, names: set[str]) -> bool:
 
 
 def _nothing(src: Source, found: list[Candidate]) -> list[str]:
-    from gradlab.audit._source import gradient_math
-
+    """Why there is nothing (more) to check: gradients computed inline in a training loop, or
+    derived in markdown with no code."""
     paired = {id(c.grad.node) for c in found} | {id(c.loss.node) for c in found}
     grad_names = {c.grad.qualname.split(".")[-1] for c in found}
     out = []
