@@ -130,6 +130,16 @@ SCRIPT = textwrap.dedent(
     theta = np.array([1.0, 2.0])
 
     # %%
+    def plot_loss(history):
+        pass
+
+    def plot_gradient(history):
+        pass
+
+    def numerical_gradient(f, x):
+        return x
+
+    # %%
     def energy(q, k=2.0):
         return k * np.sum(q ** 4)
 
@@ -200,6 +210,11 @@ def test_grads_cost_tuple_with_a_dict_of_d_names_flags_the_bias(report):
 
 def test_list_of_numbers_is_one_gradient(report):
     assert _pair(report, "dJ").verdict is Verdict.OK
+
+
+def test_plotting_and_numerical_helpers_are_not_pairs(report):
+    names = {p.name for p in report.pairs}
+    assert not names & {"plot_gradient", "numerical_gradient"}
 
 
 def test_f_df_pair_with_a_default(report):

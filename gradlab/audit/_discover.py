@@ -39,6 +39,12 @@ GRAD_WORDS = {
     "prime",
 }
 LOSS_WORDS = ["loss", "cost", "objective", "obj", "nll", "energy", "risk", "f", "j", "forward"]
+# names that plot, train or approximate: never a loss or a hand gradient
+STOP_WORDS = set(
+    "plot show draw print visualize visualise animate save train fit update step descent sgd "
+    "optimize optimise history check test compare numerical numeric approx approximate finite "
+    "fd autograd".split()
+)
 VERB_WORDS = {"compute", "get", "calc", "calculate", "eval", "evaluate", "my", "analytic"}
 METHOD_LOSS = ("loss", "cost", "objective", "nll", "forward", "__call__", "compute_cost", "f")
 METHOD_GRAD = ("grad", "gradient", "gradients", "backward", "compute_gradient", "df", "jacobian")
@@ -82,6 +88,10 @@ def _words(name: str) -> list[str]:
 
 def _stem(name: str, drop: set[str]) -> str:
     return "_".join(w for w in _words(name) if w not in drop and w not in VERB_WORDS)
+
+
+def _stopped(name: str) -> bool:
+    return any(w in STOP_WORDS for w in _words(name))
 
 
 def _is_grad_name(name: str, defs) -> bool:
@@ -133,7 +143,7 @@ def _function_pairs(src: Source, taken: set[str]) -> list[Candidate]:
     top = {q: d for q, d in src.defs.items() if d.cls is None}
     out = []
     for q, g in top.items():
-        if q in taken or not _is_grad_name(q, top):
+        if q in taken or not _is_grad_name(q, top) or _stopped(q):
             continue
         if len(q) > 1 and q[0] == "d" and q[1:] in top and not _is_grad_name(q[1:], top):
             out.append(Candidate(q, PairKind.FUNCTIONS, g, top[q[1:]], f"by name: {q[1:]}/{q}"))
@@ -144,6 +154,7 @@ def _function_pairs(src: Source, taken: set[str]) -> list[Candidate]:
             for p, d in top.items()
             if p != q
             and not _is_grad_name(p, top)
+            and not _stopped(p)
             and _stem(p, set(LOSS_WORDS)) == stem
             and (_loss_rank(p) < len(LOSS_WORDS) or _stem(p, set()) == stem)
             and tuple_return(d) is None
