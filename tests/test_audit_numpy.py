@@ -130,6 +130,26 @@ SCRIPT = textwrap.dedent(
     theta = np.array([1.0, 2.0])
 
     # %%
+    def softmax_loss_naive(Wm, Xs, ys, reg):  # CS231n style: one loop for loss and gradient
+        loss = 0.0
+        dW = np.zeros_like(Wm)
+        for i in range(Xs.shape[0]):
+            s = Xs[i] @ Wm
+            s = s - np.max(s)
+            p = np.exp(s) / np.sum(np.exp(s))
+            loss += -np.log(p[ys[i]])
+            for j in range(Wm.shape[1]):
+                dW[:, j] += (p[j] - (j == ys[i])) * Xs[i]
+        loss = loss / Xs.shape[0] + reg * np.sum(Wm * Wm)
+        dW = dW / Xs.shape[0] + reg * Wm  # BUG: 2 * reg * Wm
+        return loss, dW
+
+    Wm = np.linspace(-0.3, 0.3, 12).reshape(4, 3)
+    Xs = np.cos(np.arange(24.0)).reshape(6, 4)
+    ys = np.array([0, 2, 1, 1, 0, 2])
+    reg = 0.05
+
+    # %%
     def plot_loss(history):
         pass
 
@@ -210,6 +230,13 @@ def test_grads_cost_tuple_with_a_dict_of_d_names_flags_the_bias(report):
 
 def test_list_of_numbers_is_one_gradient(report):
     assert _pair(report, "dJ").verdict is Verdict.OK
+
+
+def test_loss_and_grad_with_in_place_gradient_code_is_sliced_traced_and_blamed(report):
+    p = _pair(report, "softmax_loss_naive")
+    assert p.verdict is Verdict.WRONG and p.witnesses is Witnesses.THREE
+    assert any("without the statements only the gradient needs" in n for n in p.notes)
+    assert [(b.term, round(b.coef, 9)) for b in p.blame] == [("reg * np.sum(Wm * Wm)", -0.5)]
 
 
 def test_plotting_and_numerical_helpers_are_not_pairs(report):

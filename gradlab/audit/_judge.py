@@ -93,11 +93,11 @@ class PairResult:
         }
 
 
-def _trace(problem: Problem, value: float) -> str | None:
+def _trace(traced_loss, params: dict, value: float) -> str | None:
     """None when the rebound loss traces, differentiates and equals the numpy loss; else why."""
-    p = {k: jnp.asarray(v, jnp.float64) for k, v in problem.params.items()}
+    p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
     try:
-        traced_value, _ = jax.value_and_grad(lambda q: jnp.reshape(problem.traced_loss(q), ()))(p)
+        traced_value, _ = jax.value_and_grad(lambda q: jnp.reshape(traced_loss(q), ()))(p)
     except Exception as err:  # noqa: BLE001 - any failure to trace means: fall back
         text = str(err).strip().splitlines()
         return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
@@ -214,7 +214,15 @@ def judge(problem: Problem, src: Source) -> PairResult:
     if squeezed:
         notes.append(f"{c.loss.qualname} returns a size-1 array; its one element is the loss")
     notes += _clips(src, problem)
-    why = _trace(problem, value)
+    why = _trace(problem.traced_loss, problem.params, value)
+    if why is not None and problem.sliced_loss is not None:
+        if _trace(problem.sliced_loss, problem.params, value) is None:
+            notes.append(
+                f"{c.loss.qualname} does not trace whole ({why}); its loss is traced without the "
+                "statements only the gradient needs"
+            )
+            problem = dataclasses.replace(problem, traced_loss=problem.sliced_loss)
+            why = None
     if why is None:
         notes.append(f"autodiff: {problem.rebound.describe()}")
         return _three(problem, base, notes)

@@ -23,7 +23,8 @@ from gradlab.audit._numpy import Rebound
 from gradlab.audit._pair_methods import instance_of
 from gradlab.audit._problem import Problem, ProblemError, call_guarded, float_array, scalar
 from gradlab.audit._run import Run
-from gradlab.audit._source import GRAD_NAME, Source, make_variant
+from gradlab.audit._source import GRAD_NAME, Source
+from gradlab.audit._terms import detached, term_functions
 
 FORWARD = ("forward", "__call__", "predict")
 MAX_BORROWED = 8
@@ -212,15 +213,16 @@ def backprop(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Prob
     sources = _data(w, run, rng, dims, c.grad.cls)
     notes = _borrow(w, c, params)
     scalar(c.loss.qualname, call_guarded(c.loss.qualname, lambda: w.step(params)[2]))
-    terms = {}
     fn = getattr(type(w.loss_obj), w.call_name)
-    for piece in src.pieces(c.loss):
-        v_np = make_variant(c.loss, fn, piece, run.namespace)
-        v_tr = make_variant(c.loss, fn, piece, rebound.globals)
-        terms[piece.name] = (
-            lambda p, v=v_np: w.step(p, method=v)[2],
-            lambda p, v=v_tr: w.step(p, method=v, traced=True)[2],
+    t_np = term_functions(detached(c.loss), fn, run.namespace, c.loss.qualname)
+    t_tr = term_functions(detached(c.loss), fn, rebound.globals, c.loss.qualname)
+    terms = {
+        name: (
+            lambda p, v=t_np[name]: w.step(p, method=v)[2],
+            lambda p, v=t_tr[name]: w.step(p, method=v, traced=True)[2],
         )
+        for name in t_np
+    }
     return Problem(
         c,
         params,

@@ -32,7 +32,9 @@ from gradlab.audit._problem import (
     traces,
 )
 from gradlab.audit._run import Run
-from gradlab.audit._source import Source, make_variant
+from gradlab.audit._slice import slice_ast
+from gradlab.audit._source import Source
+from gradlab.audit._terms import compile_def, detached, returning, term_functions
 
 
 def _pick(fn, index):
@@ -134,14 +136,25 @@ def functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pro
     def traced_loss(p):
         return f_traced(**{k: v for k, v in put(p).items() if k in fnames})
 
+    loss_node = returning(detached(c.grad if loss_index is not None else c.loss), loss_index)
+    sliced = None
+    if loss_node is not None and loss_index is not None:
+        cut = slice_ast(loss_node)
+        if cut is not None:
+            loss_node = cut
+            cut_fn = compile_def(cut, f, rebound.globals, f"loss of {c.grad.qualname}")
+
+            def sliced(p):
+                return cut_fn(**{k: v for k, v in put(p).items() if k in fnames})
+
     terms = {}
-    if c.kind is PairKind.FUNCTIONS:
-        for piece in src.pieces(c.loss):
-            v_np = make_variant(c.loss, f, piece, run.namespace)
-            v_tr = make_variant(c.loss, f, piece, rebound.globals)
-            terms[piece.name] = (
-                lambda p, v=v_np: _call(v, fnames, put(p)),
-                lambda p, v=v_tr: v(**{k: x for k, x in put(p).items() if k in fnames}),
+    if loss_node is not None:
+        t_np = term_functions(loss_node, f, run.namespace, c.loss.qualname)
+        t_tr = term_functions(loss_node, f, rebound.globals, c.loss.qualname)
+        for name in t_np:
+            terms[name] = (
+                lambda p, v=t_np[name]: _call(v, fnames, put(p)),
+                lambda p, v=t_tr[name]: v(**{k: x for k, x in put(p).items() if k in fnames}),
             )
     return Problem(
         c,
@@ -153,4 +166,5 @@ def functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pro
         ordered(sources, union),
         (),
         rebound,
+        sliced,
     )

@@ -27,7 +27,8 @@ from gradlab.audit._problem import (
     scalar,
 )
 from gradlab.audit._run import Run
-from gradlab.audit._source import Source, make_variant
+from gradlab.audit._source import Source
+from gradlab.audit._terms import detached, term_functions
 
 
 def _constructor_args(cls, cls_name: str, src: Source, run: Run, rng, extra: dict):
@@ -133,15 +134,16 @@ def methods(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Probl
     cands = self_params(obj)
     layout = layout_of(c.grad.qualname, out, cands, prefix="self.")
     lvals = {k: v for k, v in values.items() if k in lnames}
-    terms = {}
     fn = getattr(type(obj), m_loss)
-    for piece in src.pieces(c.loss):
-        v_np = make_variant(c.loss, fn, piece, run.namespace)
-        v_tr = make_variant(c.loss, fn, piece, rebound.globals)
-        terms[piece.name] = (
-            lambda p, v=v_np: v(bound.fresh(p), **copy_data(lvals)),
-            lambda p, v=v_tr: v(bound.fresh(p, True), **lvals),
+    t_np = term_functions(detached(c.loss), fn, run.namespace, c.loss.qualname)
+    t_tr = term_functions(detached(c.loss), fn, rebound.globals, c.loss.qualname)
+    terms = {
+        name: (
+            lambda p, v=t_np[name]: v(bound.fresh(p), **copy_data(lvals)),
+            lambda p, v=t_tr[name]: v(bound.fresh(p, True), **lvals),
         )
+        for name in t_np
+    }
     return Problem(
         c,
         {k: cands[k] for k in layout.names},

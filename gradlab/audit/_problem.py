@@ -43,6 +43,8 @@ class Problem:
       sources: where each argument came from.
       notes: what gradlab did to run the code (attributes borrowed, values squeezed).
       rebound: the rebound namespace (for its description).
+      sliced_loss: for a ``(loss, grad)`` function, the rebound loss without the statements
+        only the gradient needs (``_slice``), tried when the whole function does not trace.
     """
 
     candidate: Candidate
@@ -54,6 +56,7 @@ class Problem:
     sources: tuple
     notes: tuple
     rebound: Rebound
+    sliced_loss: Callable | None = None
 
 
 def copy_data(values: dict) -> dict:

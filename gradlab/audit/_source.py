@@ -1,5 +1,5 @@
-"""Read the cells' code as syntax: where each function is, markers, call sites, untraceable lines,
-the named pieces a loss returns the sum of, and gradients computed inline.
+"""Read the cells' code as syntax: where each function is, markers, call sites, untraceable lines
+and gradients computed inline.
 
 Everything here reads the AST; nothing runs user code.
 """
@@ -55,15 +55,6 @@ class CallSite:
     line: int
     node: ast.Call
     top_level: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class Piece:
-    """One named piece of a loss returned as a visible sum: ``name`` and its sign."""
-
-    name: str
-    sign: int
-    node: ast.expr
 
 
 class Source:
@@ -178,21 +169,6 @@ class Source:
                     out.append(Finding(cur.qualname, cur.cell, node.lineno, what))
         return sorted(out, key=lambda f: (f.cell.index, f.line))
 
-    def pieces(self, d: Def) -> list[Piece]:
-        """The named pieces of ``d``'s last ``return a + b - c`` (at least two), else ``[]``."""
-        returns = [n for n in ast.walk(d.node) if isinstance(n, ast.Return) and n.value]
-        if not returns:
-            return []
-        ret = max(returns, key=lambda n: n.lineno)
-        flat: list[tuple[int, ast.expr]] = []
-        _flatten_sum(ret.value, 1, flat)
-        if len(flat) < 2:
-            return []
-        names = [ast.unparse(node) for _, node in flat]
-        if len(set(names)) != len(names):
-            return []
-        return [Piece(n, s, node) for n, (s, node) in zip(names, flat, strict=True)]
-
     def inline_gradients(self, d: Def) -> list[tuple[int, str]]:
         """``(line, source)`` of assignments to gradient-like names inside ``d`` (a training loop
         computing its gradient inline, with no function to check on its own)."""
@@ -207,14 +183,6 @@ class Source:
                 if isinstance(t, ast.Name) and GRAD_NAME.match(t.id):
                     out.append((node.lineno, ast.unparse(node)[:80]))
         return out
-
-
-def _flatten_sum(node: ast.expr, sign: int, out: list) -> None:
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        _flatten_sum(node.left, sign, out)
-        _flatten_sum(node.right, sign if isinstance(node.op, ast.Add) else -sign, out)
-    else:
-        out.append((sign, node))
 
 
 def _is_np(node: ast.expr) -> bool:
@@ -259,24 +227,3 @@ def gradient_math(doc: Document) -> list[int]:
     """Markdown cells that derive a gradient in math (nabla, partial derivatives)."""
     pat = re.compile(r"\\nabla|∇|\\partial|∂")
     return [i for i, text in doc.markdown if pat.search(text)]
-
-
-def make_variant(d: Def, fn, piece: Piece, globals_: dict):
-    """A copy of function ``fn`` (defined by ``d``) whose last return gives ``piece`` alone.
-
-    The piece is returned with its sign, so the pieces of a loss sum to it.
-    """
-    node = ast.parse(ast.unparse(d.node)).body[0]  # a detached copy, lines renumbered
-    returns = [n for n in ast.walk(node) if isinstance(n, ast.Return) and n.value]
-    ret = max(returns, key=lambda n: n.lineno)
-    expr = ast.parse(piece.name, mode="eval").body
-    ret.value = expr if piece.sign > 0 else ast.UnaryOp(ast.USub(), expr)
-    node.decorator_list = []
-    mod = ast.Module([node], [])
-    ast.fix_missing_locations(mod)
-    scope: dict = {}
-    exec(compile(mod, f"<gradlab-audit term {piece.name}>", "exec"), globals_, scope)  # noqa: S102
-    out = scope[node.name]
-    out.__defaults__ = fn.__defaults__
-    out.__kwdefaults__ = fn.__kwdefaults__
-    return out
