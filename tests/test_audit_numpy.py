@@ -150,6 +150,17 @@ SCRIPT = textwrap.dedent(
     reg = 0.05
 
     # %%
+    def wide_loss(Wb):
+        out = np.zeros(1)
+        out[0] = np.sum(np.sin(Wb)) + 0.5 * np.sum(Wb ** 2)
+        return out[0]
+
+    def wide_grad(Wb):
+        return np.cos(Wb) + 0.5 * Wb  # BUG: + Wb
+
+    Wb = np.linspace(-1.0, 1.0, 600).reshape(30, 20)
+
+    # %%
     def plot_loss(history):
         pass
 
@@ -195,6 +206,12 @@ def test_in_place_loss_falls_back_to_finite_differences_and_catches_the_bug(repo
         assert p.witnesses is Witnesses.FD_ONLY
         assert any("in-place write `out[0] = np.mean(r ** 2)`" in f for f in p.findings)
     assert bad.max_rel_err > 1e-2 and good.max_rel_err < 1e-8
+
+
+def test_many_elements_on_finite_differences_only_go_along_random_directions(report):
+    p = _pair(report, "wide_grad")
+    assert p.verdict is Verdict.FD_WRONG and p.witnesses is Witnesses.FD_ONLY
+    assert p.report.checked == "8 random directions" and p.report.n_fail == 8
 
 
 def test_np_random_in_the_loss_is_reported_by_line_and_checked_with_fixed_draws(report):

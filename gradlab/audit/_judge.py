@@ -240,11 +240,10 @@ def _fd_fallback(problem: Problem, hand, base: dict, notes: list, findings: tupl
         error = f"finite differences failed: {type(err).__name__}: {err}"[:220]
         return PairResult(**common, verdict=Verdict.ERROR, error=error)
     w = rep.worst
-    worst = (
-        ""
-        if w is None
-        else f"{w.path}{list(w.index)}: hand {w.hand:.6g}, fd {w.fd:.6g} +- {w.fd_error:.2g}"
-    )
+    at = "" if w is None else (f"{w.path}{list(w.index)}" if w.path.startswith("[") else w.path)
+    worst = "" if w is None else f"{at}: hand {w.hand:.6g}, fd {w.fd:.6g} +- {w.fd_error:.2g}"
+    if rep.checked != "every element":
+        common["notes"] += (f"checked along {rep.checked} (too many elements for each one)",)
     return PairResult(
         **common,
         verdict=Verdict.FD_OK if rep.ok else Verdict.FD_WRONG,
