@@ -84,9 +84,11 @@ def annotate(report: AuditReport, out: str | Path) -> Path:
         cells.append(cell)
         for p in after.get(i, []):
             md = nbformat.v4.new_markdown_cell(verdict_markdown(p))
+            md.id = f"gradlab-audit-{i}-{len(cells)}"  # stable: the same audit, the same file
             md.metadata[MARK] = {"gradient": p.name, "verdict": p.verdict.value}
             cells.append(md)
     summary = nbformat.v4.new_markdown_cell(summary_markdown(report))
+    summary.id = "gradlab-audit-summary"
     summary.metadata[MARK] = {"summary": True}
     nb.cells = [summary, *cells]
     out = Path(out)
