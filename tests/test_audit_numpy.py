@@ -161,6 +161,20 @@ SCRIPT = textwrap.dedent(
     Wb = np.linspace(-1.0, 1.0, 600).reshape(30, 20)
 
     # %%
+    from numpy.linalg import norm
+    from scipy.special import expit
+
+    def bce_loss(u, X, t):
+        q = expit(X @ u)
+        return -np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)) + 0.5 * norm(u) ** 2
+
+    def bce_grad(u, X, t):
+        return X.T @ (expit(X @ u) - t) / len(t) + u
+
+    u = np.array([0.1, 0.2, -0.3])
+    t = (y > 0).astype(float)
+
+    # %%
     def plot_loss(history):
         pass
 
@@ -254,6 +268,13 @@ def test_loss_and_grad_with_in_place_gradient_code_is_sliced_traced_and_blamed(r
     assert p.verdict is Verdict.WRONG and p.witnesses is Witnesses.THREE
     assert any("without the statements only the gradient needs" in n for n in p.notes)
     assert [(b.term, round(b.coef, 9)) for b in p.blame] == [("reg * np.sum(Wm * Wm)", -0.5)]
+
+
+def test_functions_imported_by_name_from_numpy_and_scipy_are_rebound(report):
+    p = _pair(report, "bce_grad")
+    assert p.verdict is Verdict.OK and p.witnesses is Witnesses.THREE
+    assert any("expit -> jax.scipy.special.expit" in n for n in p.notes)
+    assert any("norm -> jax.numpy.linalg.norm" in n for n in p.notes)
 
 
 def test_plotting_and_numerical_helpers_are_not_pairs(report):

@@ -12,6 +12,7 @@ Nothing of the user's namespace is modified.
 from __future__ import annotations
 
 import builtins
+import importlib
 import math
 import types
 
@@ -48,6 +49,45 @@ def _float(x=0.0):
     return builtins.float(x)
 
 
+TWINS = {
+    "numpy": "jax.numpy",
+    "scipy.special": "jax.scipy.special",
+    "scipy.stats": "jax.scipy.stats",
+}
+
+
+def jax_twin(v) -> tuple[object, str] | None:
+    """``(jax function, its name)`` for a numpy or scipy.special function imported by name
+    (``from numpy.linalg import norm``, ``from scipy.special import expit``); else None."""
+    name = getattr(v, "__name__", "")
+    if isinstance(v, np.ufunc) and getattr(v, "__module__", None) is None:
+        mod = "scipy.special"  # scipy's ufuncs (expit, xlogy) carry no module
+    elif _is_numpy_function(v) or _is_scipy_function(v):
+        mod = v.__module__
+    else:
+        return None
+    for src, dst in TWINS.items():
+        if mod == src or mod.startswith(src + "."):
+            sub = [x for x in mod[len(src) :].split(".") if x and not x.startswith("_")]
+            for k in range(len(sub), -1, -1):  # jax.numpy.linalg, then jax.numpy
+                candidate = ".".join([dst, *sub[:k]])
+                try:
+                    target = importlib.import_module(candidate)
+                except ImportError:
+                    continue
+                if hasattr(target, name):
+                    return getattr(target, name), f"{candidate}.{name}"
+    return None
+
+
+def _is_scipy_function(v) -> bool:
+    try:
+        mod = getattr(v, "__module__", None) or ""
+    except Exception:  # noqa: BLE001 - proxies may raise anything
+        return False
+    return isinstance(mod, str) and mod.startswith("scipy.") and callable(v)
+
+
 def _is_numpy_function(v) -> bool:
     try:
         mod = getattr(v, "__module__", None) or ""
@@ -75,9 +115,12 @@ class Rebound:
             elif value is math:
                 self.globals[name] = _Alias(math)
                 self.aliases.append(f"{name} -> jax.numpy (math)")
-            elif _is_numpy_function(value) and hasattr(jnp, getattr(value, "__name__", "")):
-                self.globals[name] = getattr(jnp, value.__name__)
-                self.aliases.append(f"{name} -> jax.numpy.{value.__name__}")
+            elif (twin := jax_twin(value)) is not None:
+                self.globals[name] = twin[0]
+                self.aliases.append(f"{name} -> {twin[1]}")
+            elif value is getattr(np, "linalg", None):
+                self.globals[name] = jnp.linalg
+                self.aliases.append(f"{name} -> jax.numpy.linalg")
         self.globals["float"] = _float
         self.skipped: list[str] = []
         for name, value in namespace.items():
