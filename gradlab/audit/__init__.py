@@ -14,6 +14,7 @@ from gradlab.audit._annotate import annotate
 from gradlab.audit._audit import AuditReport, audit, audit_target
 from gradlab.audit._document import AuditError, load
 from gradlab.audit._judge import PairResult, Verdict, Witnesses
+from gradlab.audit._numpy_check import check_numpy
 
 __all__ = [
     "AuditError",
@@ -24,5 +25,6 @@ __all__ = [
     "annotate",
     "audit",
     "audit_target",
+    "check_numpy",
     "load",
 ]

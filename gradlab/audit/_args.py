@@ -105,7 +105,7 @@ def from_calls(
             for pname, expr in pairs:
                 if pname in found:
                     continue
-                where = f"{name}(...) in {site.cell.label}, line {site.line}"
+                where = f"{name}(...) at {site.cell.at(site.line)}"
                 try:
                     value = ast.literal_eval(expr)
                 except (ValueError, SyntaxError, TypeError):
@@ -195,7 +195,7 @@ def resolve(
         elif p.name in namespace and _is_data(namespace[p.name]):
             v = namespace[p.name]
             cell = bound_in.get(p.name)
-            where = f", cell {cell}" if cell is not None else ""
+            where = f", {cell.label}" if cell is not None else ""
             values[p.name] = v
             number = v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
             sources[p.name] = ArgSource(

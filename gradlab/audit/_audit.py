@@ -65,8 +65,13 @@ class AuditReport:
     def lines(self, verbose: bool = False) -> list[str]:
         """The report as text: cells, the table, each pair's details, what was not checked."""
         failed = self.run.failed()
+        unit = (
+            "top-level statement(s)"
+            if self.run.cells and all(c.cell.statement for c in self.run.cells)
+            else "code cell(s)"
+        )
         out = [
-            f"gradlab audit {self.path}: {len(self.run.cells)} code cell(s) run, "
+            f"gradlab audit {self.path}: {len(self.run.cells)} {unit} run, "
             f"{len(failed)} failed; {len(self.pairs)} pair(s) checked"
         ]
         out += [f"  ! {c.line()}" for c in failed]

@@ -33,10 +33,15 @@ class Cell:
     source: str
     first_line: int = 1  # the cell's first line in a script (1 in a notebook)
     magics: tuple[int, ...] = ()  # lines (1-based, in the cell) blanked out as IPython magics
+    statement: bool = False  # one top-level statement of a script without cell markers
 
     @property
     def label(self) -> str:
-        return f"cell {self.index}"
+        return f"line {self.first_line}" if self.statement else f"cell {self.index}"
+
+    def at(self, line: int) -> str:
+        """Where ``line`` (the file's line in a script, the cell's in a notebook) is."""
+        return f"line {line}" if self.statement else f"{self.label}, line {line}"
 
     @property
     def filename(self) -> str:
@@ -113,7 +118,7 @@ def _load_script(path: Path) -> Document:
     cells = []
     for k, (a, b) in enumerate(spans):
         source, magics = _strip_magics("\n".join(lines[a:b]))
-        cells.append(Cell(k, source, a + 1, magics))
+        cells.append(Cell(k, source, a + 1, magics, statement=not starts))
     return Document(path, DocKind.SCRIPT, tuple(cells))
 
 

@@ -141,7 +141,7 @@ def _clips(src: Source, problem: Problem) -> list[str]:
             hi = bounds[1] if isinstance(bounds[1], (int, float)) else np.inf
             first = node.args[0] if node.args else None
             target = first.id if isinstance(first, ast.Name) else None
-            text = f"`{ast.unparse(node)}` in {d.qualname} ({d.cell.label}, line {node.lineno})"
+            text = f"`{ast.unparse(node)}` in {d.qualname} ({d.cell.at(node.lineno)})"
             if target in problem.params:
                 v = problem.params[target]
                 binds = int(np.sum((v <= lo) | (v >= hi)))

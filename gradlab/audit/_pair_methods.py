@@ -63,7 +63,8 @@ def instance_of(
         raise ProblemError(f"class {cls_name} is not defined after the run")
     for name, v in run.namespace.items():
         if type(v) is cls and not name.startswith("_"):
-            detail = f"the notebook's {name} (cell {run.bound_in.get(name)})"
+            cell = run.bound_in.get(name)
+            detail = f"the notebook's {name}" + (f" ({cell.label})" if cell else "")
             return v, _args.ArgSource(role, _args.Origin.NOTEBOOK, detail)
     given, values, sources, rest = _constructor_args(cls, cls_name, src, run, rng, extra)
     obj = call_guarded(f"{cls_name}.__init__", cls, **given, **values)

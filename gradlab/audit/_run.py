@@ -61,7 +61,7 @@ class Run:
 
     namespace: dict
     cells: tuple[CellRun, ...]
-    bound_in: dict  # name -> index of the last cell that (re)bound it
+    bound_in: dict  # name -> the last Cell that (re)bound it
     notes: tuple[str, ...] = ()
 
     def failed(self) -> tuple[CellRun, ...]:
@@ -260,7 +260,7 @@ def run_cells(doc: Document, timeout: float | None = 30.0, seed: int = SEED) -> 
                 runs.append(_run_cell(cell, ns, timeout, plt))
                 for k, v in ns.items():
                     if before.get(k) != id(v):
-                        bound_in[k] = cell.index
+                        bound_in[k] = cell
     finally:
         np.random.set_state(state)  # noqa: NPY002
     for cell in doc.cells:

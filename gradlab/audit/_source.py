@@ -31,7 +31,7 @@ class Def:
 
     @property
     def where(self) -> str:
-        return f"{self.cell.label}, line {self.node.lineno}"
+        return self.cell.at(self.node.lineno)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Finding:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.qualname} ({self.cell.label}, line {self.line}): {self.what}"
+        return f"{self.qualname} ({self.cell.at(self.line)}): {self.what}"
 
 
 @dataclasses.dataclass(frozen=True)
