@@ -175,6 +175,16 @@ SCRIPT = textwrap.dedent(
     t = (y > 0).astype(float)
 
     # %%
+    def branch_loss(z):  # Python control flow on values: no trace, finite differences only
+        return np.sum(z ** 2) if np.all(z > 0) else np.sum(z ** 4)
+
+    def branch_grad(z):
+        print("checking", z)
+        return 2 * z
+
+    z = np.array([0.5, 1.5])
+
+    # %%
     def plot_loss(history):
         pass
 
@@ -275,6 +285,12 @@ def test_functions_imported_by_name_from_numpy_and_scipy_are_rebound(report):
     assert p.verdict is Verdict.OK and p.witnesses is Witnesses.THREE
     assert any("expit -> jax.scipy.special.expit" in n for n in p.notes)
     assert any("norm -> jax.numpy.linalg.norm" in n for n in p.notes)
+
+
+def test_control_flow_on_values_falls_back_to_finite_differences(report):
+    p = _pair(report, "branch_grad")
+    assert p.verdict is Verdict.FD_OK and p.witnesses is Witnesses.FD_ONLY
+    assert any("TracerBoolConversionError" in n for n in p.notes)
 
 
 def test_plotting_and_numerical_helpers_are_not_pairs(report):

@@ -7,7 +7,10 @@ judge it (``_judge``) -> one :class:`AuditReport` (table, JSON, exit status).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +210,7 @@ def _one(c, src: Source, run: Run, rebound: Rebound, seed: int, limit) -> PairRe
     state = np.random.get_state()  # noqa: NPY002 - constructors may draw (np.random.randn)
     np.random.seed(seed)  # noqa: NPY002
     try:
-        with time_limit(limit):
+        with time_limit(limit), _quiet():
             problem = build(c, src, run, rebound, seed)
             return _judge.judge(problem, src)
     except _problem.ProblemError as err:
@@ -219,6 +222,23 @@ def _one(c, src: Source, run: Run, rebound: Rebound, seed: int, limit) -> PairRe
         return error(f"{c.name}: {type(err).__name__}: {text[0] if text else ''}"[:220])
     finally:
         np.random.set_state(state)  # noqa: NPY002
+
+
+@contextlib.contextmanager
+def _quiet():
+    """What the user's functions print or warn while they are checked is not the report's
+    (gradlab's own warnings pass through)."""
+    ours = str(Path(__file__).resolve().parents[1])
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if str(Path(w.filename).resolve()).startswith(ours):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _failed_note(run: Run, c) -> tuple[str, ...]:

@@ -96,8 +96,10 @@ class PairResult:
 def _trace(traced_loss, params: dict, value: float) -> str | None:
     """None when the rebound loss traces, differentiates and equals the numpy loss; else why."""
     p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
+    vg = jax.value_and_grad(lambda q: jnp.reshape(traced_loss(q), ()))
     try:
-        traced_value, _ = jax.value_and_grad(lambda q: jnp.reshape(traced_loss(q), ()))(p)
+        jax.eval_shape(vg, p)  # abstract, as under jit: Python control flow on values fails here
+        traced_value, _ = vg(p)
     except Exception as err:  # noqa: BLE001 - any failure to trace means: fall back
         text = str(err).strip().splitlines()
         return f"{type(err).__name__}: {text[0] if text else ''}"[:200]
