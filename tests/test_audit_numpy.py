@@ -185,6 +185,25 @@ SCRIPT = textwrap.dedent(
     z = np.array([0.5, 1.5])
 
     # %%
+    class TwoLayer:  # parameters in a dict on self, gradients in a dict of the same keys
+        def __init__(self, d, h):
+            self.params = {"W1": np.cos(np.arange(d * h)).reshape(d, h), "W2": np.ones(h) / h}
+
+        def loss(self, X, y):
+            a = np.tanh(X @ self.params["W1"])
+            return 0.5 * np.mean((a @ self.params["W2"] - y) ** 2)
+
+        def gradient(self, X, y):
+            a = np.tanh(X @ self.params["W1"])
+            r = (a @ self.params["W2"] - y) / len(y)
+            grads = {}
+            grads["W2"] = a.T @ r
+            grads["W1"] = X.T @ (np.outer(r, self.params["W2"]) * (1 - a))  # BUG: 1 - a ** 2
+            return grads
+
+    net = TwoLayer(3, 4)
+
+    # %%
     def plot_loss(history):
         pass
 
@@ -291,6 +310,11 @@ def test_control_flow_on_values_falls_back_to_finite_differences(report):
     p = _pair(report, "branch_grad")
     assert p.verdict is Verdict.FD_OK and p.witnesses is Witnesses.FD_ONLY
     assert any("TracerBoolConversionError" in n for n in p.notes)
+
+
+def test_a_dict_of_parameters_on_self(report):
+    p = _pair(report, "TwoLayer.gradient")
+    assert p.verdict is Verdict.WRONG and p.worst.startswith("['W1']")
 
 
 def test_plotting_and_numerical_helpers_are_not_pairs(report):

@@ -21,6 +21,7 @@ from gradlab.audit._problem import (
     copy_data,
     dims_of,
     float_array,
+    key_map,
     layout_of,
     ordered,
     runs,
@@ -85,15 +86,20 @@ def self_params(obj) -> dict:
 
 
 class _Bound:
-    """Call a method of fresh copies of one instance, with parameters set on ``self``."""
+    """Call a method of fresh copies of one instance, with parameters set on ``self`` (or in
+    its dict attribute ``container``: ``self.params = {"W": ..., "b": ...}``)."""
 
     def __init__(self, obj, rebound: Rebound):
         self.obj, self.rebound = obj, rebound
+        self.container: str | None = None
 
     def fresh(self, p: dict, traced: bool = False):
         o = copy.deepcopy(self.obj)
         if traced:
             self.rebound.instance(o)
+        if self.container and p:
+            setattr(o, self.container, {**getattr(o, self.container), **p})
+            return o
         for k, v in p.items():
             setattr(o, k, v)
         return o
@@ -133,7 +139,13 @@ def methods(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Probl
     out = call_guarded(c.grad.qualname, bound.call, m_grad, gnames, values)
     scalar(c.loss.qualname, call_guarded(c.loss.qualname, bound.call, m_loss, lnames, values))
     cands = self_params(obj)
-    layout = layout_of(c.grad.qualname, out, cands, prefix="self.")
+    for name, value in vars(obj).items():  # gradients of a dict of parameters on self
+        if isinstance(out, dict) and isinstance(value, dict) and key_map(out, value) is not None:
+            bound.container = name
+            cands = {k: float_array(v) for k, v in value.items() if float_array(v) is not None}
+            break
+    prefix = f"self.{bound.container}." if bound.container else "self."
+    layout = layout_of(c.grad.qualname, out, cands, prefix=prefix)
     lvals = {k: v for k, v in values.items() if k in lnames}
     fn = getattr(type(obj), m_loss)
     t_np = term_functions(detached(c.loss), fn, run.namespace, c.loss.qualname)
