@@ -249,6 +249,8 @@ def test_in_place_loss_falls_back_to_finite_differences_and_catches_the_bug(repo
         assert p.witnesses is Witnesses.FD_ONLY
         assert any("in-place write `out[0] = np.mean(r ** 2)`" in f for f in p.findings)
     assert bad.max_rel_err > 1e-2 and good.max_rel_err < 1e-8
+    # blame from finite differences of the pieces: lam * w for 2 lam w
+    assert [(b.term, round(b.coef, 6)) for b in bad.blame] == [("lam * np.sum(w ** 2)", -0.5)]
 
 
 def test_many_elements_on_finite_differences_only_go_along_random_directions(report):

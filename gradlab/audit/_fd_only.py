@@ -85,7 +85,10 @@ def _num(x):
     return x if math.isfinite(x) else str(x)
 
 
-def _callback_loss(loss: Callable, names: list[str]) -> Callable:
+def callback_loss(loss: Callable, names: list[str]) -> Callable:
+    """``loss(p)`` of numpy code as a jax function (``pure_callback``, sequential under vmap),
+    numpy's global generator reseeded before each call."""
+
     def host(*leaves):
         np.random.seed(SEED)  # noqa: NPY002 - the user's loss may draw from the global generator
         p = {k: np.array(v, np.float64) for k, v in zip(names, leaves, strict=True)}
@@ -109,7 +112,7 @@ def check(
     beyond ``max_elements`` elements, along ``DIRECTIONS`` seeded random directions instead."""
     names = list(params)
     with jax.enable_x64(True):
-        f = _callback_loss(loss, names)
+        f = callback_loss(loss, names)
         p = {k: jnp.asarray(v, jnp.float64) for k, v in params.items()}
         if sum(np.size(v) for v in params.values()) > max_elements:
             return _directional(f, p, {k: np.asarray(hand[k], np.float64) for k in names})

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradlab.audit import _fd_only
+from gradlab.audit import _fd_blame, _fd_only
 from gradlab.audit._clips import clip_notes
 from gradlab.audit._problem import Problem, ProblemError, scalar
 from gradlab.audit._source import Source
@@ -199,11 +199,20 @@ def _fd_fallback(problem: Problem, hand, base: dict, notes: list, findings: tupl
     worst = "" if w is None else f"{at}: hand {w.hand:.6g}, fd {w.fd:.6g} +- {w.fd_error:.2g}"
     if rep.checked != "every element":
         common["notes"] += (f"checked along {rep.checked} (too many elements for each one)",)
+    blamed = ()
+    if not rep.ok and len(problem.terms) >= 2 and rep.checked == "every element":
+        try:
+            terms = {n: np_term for n, (np_term, _) in problem.terms.items()}
+            fits = _fd_blame.blame(terms, hand, problem.params)
+            blamed = tuple(BlamedTerm(b.term, b.coef, b.explained) for b in fits)
+        except Exception as err:  # noqa: BLE001 - blame is an explanation, never the verdict
+            common["notes"] += (f"blame skipped ({type(err).__name__}: {err})"[:160],)
     return PairResult(
         **common,
         verdict=Verdict.FD_OK if rep.ok else Verdict.FD_WRONG,
         max_rel_err=rep.max_rel_err,
         worst=worst,
+        blame=blamed,
         kinks=rep.n_kinks,
         report=rep,
     )
