@@ -4,7 +4,7 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
-from gradlab import datasets, derivations, optim
+from gradlab import audit, datasets, derivations, optim
 from gradlab._validate import InvalidValueError
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
@@ -40,6 +40,7 @@ __all__ = [
     "datasets",
     "derivations",
     "optim",
+    "audit",
     "IllConditionedWarning",
     "exponentiated_gradient",
     "fista",

@@ -13,7 +13,7 @@ import sys
 
 from gradlab.cli._help import plain_parser
 
-SUBCOMMANDS = ("check", "run", "sweep", "bench")
+SUBCOMMANDS = ("check", "run", "sweep", "bench", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:
