@@ -26,11 +26,13 @@ What is timed, all in this one process, warm, median of repeats (float64 through
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
 import pathlib
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -208,6 +210,7 @@ def import_baseline(rev: str):
     """The ``gradlab`` package of revision ``rev``, imported as ``gradlab_base``."""
     root = pathlib.Path(__file__).resolve().parents[1]
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="gradlab_base_"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     archive = subprocess.run(
         ["git", "-C", str(root), "archive", rev, "gradlab"], capture_output=True, check=True
     ).stdout
