@@ -75,7 +75,7 @@ def test_refine_from_coarse_grid_reaches_the_optimum(ridge):
     prob, val, solve, closed_form = ridge
     coarse = hypergrad_sweep(prob, val, {"lam": np.logspace(-3, 1, 5)}, solve=solve)
     start = coarse.best("val")["lam"]
-    out = refine(prob, val, {"lam": jnp.asarray(start)}, solve=solve, steps=30)
+    out = refine(prob, val, {"lam": jnp.asarray(start)}, solve=solve, steps=30, ftol=1e-14)
     values = [v for v, _ in out.path]
     assert all(b < a for a, b in zip(values, values[1:], strict=False))  # monotone descent
     lam = float(out.hyperparams["lam"])
