@@ -14,7 +14,7 @@ from gradlab.hypergrad._check import Unroll, check_hypergrad
 from gradlab.hypergrad._findings import Finding, HypergradRefused, Witness
 from gradlab.hypergrad._finite_diff import FDResult, hypergrad_fd
 from gradlab.hypergrad._grid import RefineResult, hypergrad_sweep, refine
-from gradlab.hypergrad._implicit import ImplicitResult, implicit
+from gradlab.hypergrad._implicit import ImplicitResult, implicit, implicit_at
 from gradlab.hypergrad._problem import InnerProblem
 from gradlab.hypergrad._report import HypergradReport, Verdict, WitnessValue
 from gradlab.hypergrad._solvers import fit_solver, newton_solver
@@ -39,6 +39,7 @@ __all__ = [
     "hypergrad_fd",
     "hypergrad_sweep",
     "implicit",
+    "implicit_at",
     "newton_solver",
     "refine",
     "unrolled",

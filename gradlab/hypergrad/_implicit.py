@@ -252,3 +252,27 @@ def _compiled(problem, val, solve, cfg):
         return implicit_core(problem, val, hp, solve(hp), cfg)
 
     return jax.jit(run)
+
+
+def implicit_at(
+    problem: _problem.InnerProblem,
+    val: Callable[[PyTree], jax.Array],
+    hyperparams: PyTree,
+    params: PyTree,
+    *,
+    rtol: float = 1e-6,
+    linear_solver: str = "cg",
+    maxiter: int | None = None,
+) -> ImplicitResult:
+    """Eq. (1) at given inner parameters, with its numbers; traceable and never refusing.
+
+    For algorithms that use approximate hypergradients on purpose (HOAG's inexact inner solves,
+    ``papers/hoag``) and for ``jit``/``vmap``: read ``converged``, ``error_estimate`` and the
+    residuals instead of relying on a refusal. No argument checks (call :func:`implicit` once
+    for those).
+
+    Returns:
+      An :class:`ImplicitResult`.
+    """
+    cfg = ImplicitConfig(rtol=rtol, linear_solver=linear_solver, maxiter=maxiter)
+    return implicit_core(problem, val, hyperparams, params, cfg)
