@@ -88,14 +88,19 @@ def test_refine_from_coarse_grid_reaches_the_optimum(ridge):
 
 
 def test_checkpointed_unroll_memory_grows_sublinearly(ridge):
-    # Compiled temporary memory of the hypergradient at T = 400: blocks of sqrt(T) = 20 steps
+    # Compiled temporary memory of the hypergradient at T = 900: blocks of sqrt(T) = 30 steps
     # against plain reverse mode (block = T); the rule of gradlab.hypergrad._unrolled eq. (1).
+    # (benchmarks/bench_hypergrad.py: 87.6 KiB against 3926 KiB at T = 10000.)
     prob, val, solve, closed_form = ridge
     hp = {"lam": jnp.asarray(0.1)}
 
-    def temp_bytes(block):
-        fn = jax.jit(lambda h: unrolled_core(prob, val, h, optax.sgd(0.1), 400, block).hypergrad)
-        return fn.lower(hp).compile().memory_analysis().temp_size_in_bytes
+    def compiled(block):
+        opt = optax.sgd(0.1, momentum=0.5)
+        fn = jax.jit(lambda h: unrolled_core(prob, val, h, opt, 900, block).hypergrad["lam"])
+        return fn.lower(hp).compile()
 
-    sqrt_t, plain = temp_bytes(20), temp_bytes(400)
-    assert sqrt_t < plain / 4, (sqrt_t, plain)
+    sqrt_t, plain = compiled(30), compiled(900)
+    mem = [c.memory_analysis().temp_size_in_bytes for c in (sqrt_t, plain)]
+    assert mem[0] < mem[1] / 4, mem
+    # jax.checkpoint changes memory, not values (momentum state carried across blocks)
+    assert float(sqrt_t(hp)) == pytest.approx(float(plain(hp)), rel=1e-12)
