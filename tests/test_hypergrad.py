@@ -72,6 +72,16 @@ def test_ridge_implicit_and_long_unroll_match_eigendecomposition(data):
     res = implicit(prob, mse_val(Xv, yv), hp, solve=solve, rtol=1e-10)
     assert float(res.hypergrad["lam"]) == pytest.approx(want, rel=1e-8, abs=1e-10)
     assert float(res.linear_residual) < 1e-10 and float(res.error_estimate) < 1e-12
+    # float32 data: the same answer to a tolerance scaled to float32's epsilon
+    f32 = InnerProblem(
+        ridge_loss, jnp.zeros(D, jnp.float32), (X.astype(jnp.float32), y.astype(jnp.float32))
+    )
+    hp32 = {"lam": jnp.asarray(lam, jnp.float32)}
+    res32 = implicit(f32, mse_val(Xv.astype(jnp.float32), yv.astype(jnp.float32)), hp32,
+                     solve=lambda h: solve(h).astype(jnp.float32), rtol=1e-4)  # fmt: skip
+    assert res32.hypergrad["lam"].dtype == jnp.float32
+    eps32 = float(jnp.finfo(jnp.float32).eps)
+    assert float(res32.hypergrad["lam"]) == pytest.approx(want, rel=1e3 * eps32)
     # Unrolled with momentum (its state is carried across the checkpointed blocks), the default
     # block ceil(sqrt(610)) = 25: 24 blocks and a remainder block of 10 steps.
     L = float(jnp.linalg.eigvalsh(X.T @ X / N)[-1]) + lam

@@ -123,6 +123,7 @@ def _fd_witness(fd: FDResult, ref_residual: float) -> WitnessValue:
         tuple(map(float, fd.error)),
         ref_residual,
         kink=tuple(bool(k) for k in fd.kink),
+        jump=tuple(float(j) for j in fd.jump),
     )
 
 
@@ -132,7 +133,7 @@ def judge(
     """Steps 1-5 of the module docstring."""
     imp_w = next((w for w in witnesses if w.witness is Witness.IMPLICIT), None)
     if any(fd.kink) or (imp_w is not None and imp_w.tight > 0):
-        jump = max((abs(e) for e, k in zip(fd.error, fd.kink, strict=True) if k), default=None)
+        jump = max((abs(j) for j, k in zip(fd.jump, fd.kink, strict=True) if k), default=None)
         who = Witness.FINITE_DIFFERENCES if any(fd.kink) else Witness.IMPLICIT
         return (Verdict(Finding.NONSMOOTH, who, evidence=jump),)  # step 1
     verdicts = [

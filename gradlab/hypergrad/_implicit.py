@@ -83,7 +83,8 @@ class ImplicitConfig:
 
 
 def _solve(matvec, b, cfg: ImplicitConfig):
-    tol = cfg.rtol * 1e-3
+    # a thousandth of the answer's tolerance, but never below what the dtype can reach
+    tol = max(cfg.rtol * 1e-3, 8 * float(jnp.finfo(b.dtype).eps))
     if cfg.linear_solver == "cg":
         x, _ = jsl.cg(matvec, b, tol=tol, atol=0.0, maxiter=cfg.maxiter)
     else:

@@ -44,6 +44,7 @@ class WitnessValue:
       linear_residual: relative residual of the implicit linear solve, or ``None``.
       refused: the finding that made it refuse, or ``None``.
       kink: per element, finite differences saw a kink (FD only; else empty).
+      jump: per element, the one-sided slope jump :math:`J(h')` (FD only; else empty).
       tight: coordinates at a support change (implicit only; else 0).
     """
 
@@ -54,6 +55,7 @@ class WitnessValue:
     linear_residual: float | None = None
     refused: Finding | None = None
     kink: tuple[bool, ...] = ()
+    jump: tuple[float, ...] = ()
     tight: int = 0
 
 
