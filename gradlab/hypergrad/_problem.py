@@ -47,15 +47,6 @@ class InnerProblem:
     data: tuple = ()
     l1: Callable[[PyTree], PyTree] | None = None
 
-    def objective(self, params: PyTree, hyperparams: PyTree) -> jax.Array:
-        """The full objective :math:`L + \\sum_j \\rho_j |\\theta_j|` (for reporting)."""
-        value = self.loss(params, hyperparams, *self.data)
-        if self.l1 is None:
-            return value
-        rho = self.l1(hyperparams)
-        pen = jax.tree.map(lambda r, p: jnp.sum(r * jnp.abs(p)), rho, params)
-        return value + sum(jax.tree.leaves(pen))
-
 
 def leaf_names(tree: PyTree, root: str) -> list[str]:
     """``root['a']``-style names of the leaves of ``tree``."""
