@@ -4,10 +4,11 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
-from gradlab import audit, datasets, derivations, optim
+from gradlab import audit, datasets, derivations, hypergrad, optim
 from gradlab._validate import InvalidValueError
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.derivations import REGISTRY, Derivation
+from gradlab.hypergrad import check_hypergrad
 from gradlab.optim import (
     IllConditionedWarning,
     exponentiated_gradient,
@@ -58,4 +59,6 @@ __all__ = [
     "SweepResult",
     "sweep",
     "sweep_quadratic",
+    "hypergrad",
+    "check_hypergrad",
 ]

@@ -21,6 +21,7 @@ EXPECTED = {
     "histogram_softmax",
     "logistic_mixture",
     "linreg_diagnostics",
+    "hypergrad_seed001",
 }
 
 
