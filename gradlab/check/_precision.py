@@ -57,8 +57,8 @@ class Checked(NamedTuple):
 def run_full(problems: list[Problem], s: Settings) -> list[Checked]:
     """Every precision in full; ``problems[-1]`` is the float64 one (it carries the ``FD``)."""
     wide = problems[-1]
-    w_wide, fd = _witnesses.gather(wide, s.fd_budget)
-    wits = [_witnesses.gather(p)[0] for p in problems[:-1]] + [w_wide]
+    w_wide, fd = _witnesses.gather_with_fd(wide, s.fd_budget)
+    wits = [_witnesses.gather(p) for p in problems[:-1]] + [w_wide]
     tols = [
         tolerance_for(p, s, i == 0, w.hand, w.autodiff)
         for i, (p, w) in enumerate(zip(problems, wits, strict=True))
