@@ -35,7 +35,9 @@ def judge_all(
         suspects |= (~j.ok | j.kink) & where
     near = _kinks.Nearby.empty(fd.r.size)
     if suspects.any():
-        near = _kinks.nearby(wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed)
+        near = _kinks.nearby(
+            wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed, s.fd_budget
+        )
         judged = judge_each(fd, near)
     undecided = np.zeros(fd.r.size, bool)
     for j in judged:
