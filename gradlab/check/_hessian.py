@@ -181,16 +181,19 @@ def _hessian_witnesses(problem: Problem, hess) -> _Witnessed:
 
 def _hvp_witnesses(problem: Problem, hvp, V: np.ndarray, mode: str) -> _Witnessed:
     _, unravel = problem.ravel()
-    cols, how = [], ""
+    cols, call = [], None
     for v in V:
-        raw, call = _witnesses.call_hand(hvp, (*problem.args, unravel(jnp.asarray(v))))
-        how = call.how
+        args = (*problem.args, unravel(jnp.asarray(v)))
+        if call is None or call.traced:
+            raw, call = _witnesses.call_hand(hvp, args)
+        else:  # it did not trace on the first direction: the rest eagerly, in this call only
+            raw = hvp(*_tree.copies(args))
         got = _tree.check_grad_tree(
             "hess(*args, v)", raw, problem.params, problem.argnums, list(problem.tree_leaves)
         )
         cols.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in got]))
     A = np.asarray(_ad_hvp(problem.loss, problem.argnums)(problem.args, jnp.asarray(V)), np.float64)
-    return _Witnessed(np.stack(cols, axis=1), A.T, V, how, mode)
+    return _Witnessed(np.stack(cols, axis=1), A.T, V, call.how, mode)
 
 
 def _blocks(problem: Problem, kind: str, m: int):
