@@ -7,13 +7,15 @@ returns a :class:`SweepResult` table. ``sweep_quadratic`` is the fast path for M
 objectives: gradient descent on the Gram matrix, ``d x d`` work per step instead of ``n x d``.
 
 Bitwise reproducibility, precision and multi-host use (GPU clusters, TPU pods) are described in
-``gradlab.sweep._run``; the Gram path's scope in ``gradlab.sweep._gram``.
+``gradlab.sweep._run``; the Gram path's scope in ``gradlab.sweep._gram``; what a checkpoint
+checks before it resumes in ``gradlab.sweep._checkpoint``.
 
 ``gradlab.sweep`` (the attribute of the top-level package) is the *function*; import the rest
 with ``from gradlab.sweep import make_grid, quadratic_train, ...`` (``import gradlab.sweep as m``
 would give the function too).
 """
 
+from gradlab.sweep._checkpoint import CheckpointError
 from gradlab.sweep._gram import QuadraticFit, quadratic_train, sweep_quadratic
 from gradlab.sweep._grid import Grid, make_grid
 from gradlab.sweep._progress import ProgressInfo
@@ -21,6 +23,7 @@ from gradlab.sweep._result import SweepResult
 from gradlab.sweep._run import config_key, sweep
 
 __all__ = [
+    "CheckpointError",
     "Grid",
     "ProgressInfo",
     "QuadraticFit",

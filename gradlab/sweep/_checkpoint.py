@@ -1,33 +1,77 @@
-"""Resumable sweeps: after each chunk its rows go to disk atomically, with a manifest.
+"""Resumable sweeps: each chunk's rows go to disk atomically, in a file that knows its sweep.
 
 Layout of a checkpoint folder::
 
-    manifest.json               {"fingerprint", "size", "done", "chunks": [{file, start, stop}]}
-    rows_00000000_00000128.npz  leaf_0, leaf_1, ...: the chunk's stacked outputs, rows start:stop
+    .lock                       held while a sweep runs (``_lock``): one sweep per folder
+    manifest.json               {"format": 2, "fingerprint": {program, constants, grid, ...}}
+    rows_00000000_00000128.npz  leaf_0, leaf_1, ...: rows 0:128; "sweep": the fingerprint's
+                                digest; "rows": [0, 128]
 
-Every file is written to a temporary name in the same folder, flushed to disk, then moved into
-place with ``os.replace`` (atomic on POSIX and Windows), the chunk file before the manifest that
-names it. A process killed at any instant leaves either the old manifest or the new one, each
-naming only complete chunk files, so a rerun of the same command resumes at row ``done`` with no
-lost or repeated rows. Since a lane's result does not depend on which chunk it ran in (see
-``sweep``), the resumed table equals an uninterrupted run's, bit for bit.
+The manifest is written once, when the sweep starts; it records the parts of the
+:class:`~gradlab.sweep._fingerprint.Fingerprint` so that a rerun with another ``train``, other
+closed-over data, another grid, precision, lane block or jax version is refused with a message
+naming what changed (``resume=False`` starts fresh). Every chunk file carries the digest and its
+row range and is checked on load against both the manifest and its own name, so a file from
+another sweep, a swapped or renamed file, a truncated or bit-flipped one (the zip CRC) is named
+with how to recover: delete it and rerun; its rows are recomputed and every other file is kept.
+The manifest names no files, so nothing outside the folder is ever read.
 
-The fingerprint hashes the grid (names, dtypes, values, combine mode), the structure, shapes and
-dtypes of ``train``'s outputs, the precision and the lane block; resuming a different sweep into
-the same folder raises instead of mixing tables. (It cannot hash ``train``'s code: changing the
-training function but not its output shapes is the user's responsibility.)
+Every file is written to a temporary name in the folder, flushed to disk, then moved into place
+with ``os.replace`` (atomic on POSIX and Windows). A process killed at any instant leaves only
+complete chunk files and at most a ``.*.tmp`` file, which the next run (holding the lock) deletes.
+Since a lane's result does not depend on which chunk it ran in (see ``_run``), a resumed table
+equals an uninterrupted run's bit for bit.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradlab.sweep._fingerprint import Fingerprint
+from gradlab.sweep._lock import LOCK, FolderLock, LockedError
+
 MANIFEST = "manifest.json"
+FORMAT = 2
+_CHUNK = re.compile(r"rows_(\d{8})_(\d{8})\.npz")
+_FRESH = "pass resume=False (CLI: --fresh) to start fresh in this folder, or give another folder"
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be used as asked; the message says how to recover."""
+
+
+class Chunk(NamedTuple):
+    """Rows ``start:stop`` of a sweep: one array per output leaf, leading axis ``stop - start``."""
+
+    start: int
+    stop: int
+    leaves: list[np.ndarray]
+
+
+def chunk_name(start: int, stop: int) -> str:
+    return f"rows_{start:08d}_{stop:08d}.npz"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -42,60 +86,192 @@ def _atomic_write(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _corrupt(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint file {str(path)!r} {what}; delete that file and rerun the same sweep: its "
+        "rows are recomputed and every other chunk is kept"
+    )
 
 
 class Checkpoint:
-    """A checkpoint folder for one sweep, identified by ``fingerprint``."""
+    """The checkpoint folder of one sweep: ``with Checkpoint(...) as ck: ck.chunks ...``.
 
-    def __init__(self, path: str | os.PathLike, *, fingerprint: str, size: int, writer: bool):
+    Args:
+      path: the folder (created if missing).
+      fingerprint: the sweep's :class:`Fingerprint`.
+      leaf_shapes: ``[(shape, dtype)]`` of one configuration's output leaves, to check files.
+      writer: whether this process writes (process 0 of a multi-process sweep).
+      resume: ``False`` deletes the folder's checkpoint files (only those) and starts fresh.
+    """
+
+    def __init__(self, path, *, fingerprint: Fingerprint, leaf_shapes, writer: bool, resume: bool):
         self.path = Path(path)
-        self.fingerprint, self.size, self.writer = fingerprint, int(size), writer
-        self.chunks: list[dict] = []
+        self.fingerprint, self.leaf_shapes = fingerprint, list(leaf_shapes)
+        self.writer, self.resume = writer, resume
+        self.chunks: list[Chunk] = []
+        self.read_only_reason: str | None = None
+        self._lock = FolderLock(self.path)
         if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"checkpoint must be a folder; {str(self.path)!r} is a file")
+            raise CheckpointError(f"checkpoint must be a folder; {str(self.path)!r} is a file")
 
-    def load(self, n_leaves: int) -> tuple[int, list[list[np.ndarray]]]:
-        """``(done, chunks)``: rows already finished and, per chunk, its leaves (in order)."""
+    # -- opening --------------------------------------------------------------------------------
+
+    def __enter__(self) -> Checkpoint:
+        if self.writer:
+            self._take_folder()
+        try:
+            if self.writer and self.read_only_reason is None:
+                self._clean(fresh=not self.resume)
+            self._check_manifest()
+            self.chunks = [] if not self.resume else self._load_chunks()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def _take_folder(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+        except LockedError as err:
+            raise CheckpointError(str(err)) from None
+        except OSError as err:
+            if err.errno not in _UNWRITABLE:
+                raise
+            self.read_only_reason = f"{type(err).__name__}: {err.strerror}"
+            if not self.resume:
+                raise self.not_writable(self.fingerprint.size) from None
+
+    def not_writable(self, missing: int) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint folder {str(self.path)!r} is not writable ({self.read_only_reason}): "
+            f"the {missing} rows still to compute could not be saved; make it writable or give "
+            "another folder. Nothing was computed."
+        )
+
+    def _clean(self, fresh: bool) -> None:
+        """Delete stale temporary files (we hold the lock: no writer is running); with
+        ``fresh``, the manifest and chunk files too (never anything else)."""
+        for p in self.path.iterdir():
+            ours = p.name.startswith(".") and p.name.endswith(".tmp")
+            if fresh:
+                ours = ours or p.name == MANIFEST or _CHUNK.fullmatch(p.name) is not None
+            if ours and p.name != LOCK and (p.is_file() or p.is_symlink()):
+                p.unlink()
+
+    def _check_manifest(self) -> None:
         manifest = self.path / MANIFEST
         if not manifest.exists():
-            return 0, []
-        meta = json.loads(manifest.read_text())
-        if meta.get("fingerprint") != self.fingerprint or meta.get("size") != self.size:
-            raise ValueError(
-                f"checkpoint {str(self.path)!r} belongs to a different sweep (its grid, output "
-                "shapes, precision or lane block differ from this one); resume the original "
-                "sweep, or give a new checkpoint folder"
+            if self.writer and self.read_only_reason is None:
+                doc = {"format": FORMAT, "fingerprint": self.fingerprint.to_json()}
+                data = json.dumps(doc, indent=1).encode()
+                _atomic_write(manifest, lambda f: f.write(data))
+            return
+        recorded = self._read_manifest(manifest)
+        if recorded != self.fingerprint:
+            changed = "; ".join(self.fingerprint.changes(recorded))
+            raise CheckpointError(
+                f"checkpoint {str(self.path)!r} holds the rows of a different sweep: since it was "
+                f"written, {changed} changed, so its rows would be stale. {_FRESH}"
             )
-        out, stop = [], 0
-        for c in meta["chunks"]:
-            if c["start"] != stop:
-                raise ValueError(f"checkpoint {str(self.path)!r} has a gap at row {stop}")
-            with np.load(self.path / c["file"]) as z:
-                leaves = [z[f"leaf_{i}"] for i in range(n_leaves)]
-            if any(a.shape[0] != c["stop"] - c["start"] for a in leaves):
-                raise ValueError(f"checkpoint file {c['file']!r} does not hold its rows")
-            out.append(leaves)
-            stop = c["stop"]
-        if stop != meta["done"]:
-            raise ValueError(f"checkpoint {str(self.path)!r} manifest is inconsistent")
-        self.chunks = list(meta["chunks"])
-        return stop, out
 
-    def save(self, start: int, leaves: list[np.ndarray]) -> None:
-        """Append rows ``start:start + len`` (atomically: chunk file, then manifest)."""
+    def _read_manifest(self, manifest: Path) -> Fingerprint:
+        recover = (
+            "delete it and rerun the same sweep: the chunk files that belong to this sweep are "
+            "kept (each carries its sweep's fingerprint)"
+        )
+        try:
+            doc = json.loads(manifest.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CheckpointError(
+                f"checkpoint manifest {str(manifest)!r} is corrupt (not JSON: {err}); {recover}"
+            ) from None
+        if isinstance(doc, dict) and "chunks" in doc and "format" not in doc:
+            raise CheckpointError(
+                f"checkpoint {str(self.path)!r} was written by an older gradlab, whose "
+                f"checkpoints did not record train's code or data; its rows may be stale. {_FRESH}"
+            )
+        if (
+            not isinstance(doc, dict)
+            or doc.get("format") != FORMAT
+            or set(doc)
+            != {
+                "format",
+                "fingerprint",
+            }
+        ):
+            raise CheckpointError(
+                f"checkpoint manifest {str(manifest)!r} is corrupt (expected an object with "
+                f'"format": {FORMAT} and "fingerprint"; got {str(doc)[:80]}); {recover}'
+            )
+        try:
+            return Fingerprint.from_json(doc["fingerprint"])
+        except ValueError as err:
+            raise CheckpointError(
+                f"checkpoint manifest {str(manifest)!r} is corrupt ({err}); {recover}"
+            ) from None
+
+    # -- chunks ---------------------------------------------------------------------------------
+
+    def _load_chunks(self) -> list[Chunk]:
+        chunks = []
+        for p in sorted(self.path.iterdir()):
+            m = _CHUNK.fullmatch(p.name)
+            if m is not None:
+                chunks.append(self._load_chunk(p, int(m.group(1)), int(m.group(2))))
+        chunks.sort(key=lambda c: c.start)
+        for a, b in zip(chunks, chunks[1:], strict=False):
+            if b.start < a.stop:
+                raise _corrupt(
+                    self.path / chunk_name(b.start, b.stop),
+                    f"overlaps {chunk_name(a.start, a.stop)} (rows {b.start}:{a.stop} twice)",
+                )
+        return chunks
+
+    def _load_chunk(self, p: Path, start: int, stop: int) -> Chunk:
+        if p.is_symlink() or not p.is_file():
+            raise _corrupt(p, "is not a regular file (a checkpoint holds only its own files)")
+        n = len(self.leaf_shapes)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                sweep = str(z["sweep"])
+                rows = [int(r) for r in z["rows"]]
+                leaves = [z[f"leaf_{i}"] for i in range(n)]
+                extra = set(z.files) - {"sweep", "rows", *(f"leaf_{i}" for i in range(n))}
+        except Exception as err:  # noqa: BLE001 - zip, npy and key errors: all mean corrupt
+            raise _corrupt(p, f"is corrupt ({type(err).__name__}: {err})") from None
+        if sweep != self.fingerprint.digest:
+            raise _corrupt(p, "belongs to a different sweep (its fingerprint differs)")
+        if rows != [start, stop]:
+            raise _corrupt(
+                p,
+                f"holds rows {rows[0]}:{rows[-1]}, not the {start}:{stop} of its "
+                "name (swapped or renamed)",
+            )
+        if not 0 <= start < stop <= self.fingerprint.size or extra:
+            raise _corrupt(p, f"is not a chunk of this {self.fingerprint.size}-row sweep")
+        for i, (leaf, (shape, dtype)) in enumerate(zip(leaves, self.leaf_shapes, strict=True)):
+            if leaf.shape != (stop - start, *shape) or leaf.dtype != dtype:
+                raise _corrupt(
+                    p,
+                    f"is corrupt (leaf_{i} is {leaf.dtype}{list(leaf.shape)}, expected "
+                    f"{np.dtype(dtype)}{[stop - start, *shape]})",
+                )
+        return Chunk(start, stop, leaves)
+
+    def save(self, chunk: Chunk) -> None:
+        """Write rows ``chunk.start:chunk.stop`` atomically, with the sweep's digest."""
         if not self.writer:
             return
-        self.path.mkdir(parents=True, exist_ok=True)
-        stop = start + int(leaves[0].shape[0])
-        name = f"rows_{start:08d}_{stop:08d}.npz"
-        arrays = {f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)}
-        _atomic_write(self.path / name, lambda f: np.savez(f, **arrays))
-        self.chunks.append({"file": name, "start": start, "stop": stop})
-        meta = {
-            "fingerprint": self.fingerprint,
-            "size": self.size,
-            "done": stop,
-            "chunks": self.chunks,
-        }
-        data = json.dumps(meta, indent=1).encode()
-        _atomic_write(self.path / MANIFEST, lambda f: f.write(data))
+        arrays: dict[str, Any] = {f"leaf_{i}": np.asarray(a) for i, a in enumerate(chunk.leaves)}
+        arrays["sweep"] = np.asarray(self.fingerprint.digest)
+        arrays["rows"] = np.asarray([chunk.start, chunk.stop], np.int64)
+        path = self.path / chunk_name(chunk.start, chunk.stop)
+        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        self.chunks.append(chunk)

@@ -45,14 +45,18 @@ class Progress:
             )
         self.progress = progress
         self.total, self.start, self.n_chunks = total, start, n_chunks
+        self.done = start
         self.stream = stream if stream is not None else sys.stderr
         self.min_interval, self.width = min_interval, width
         self.t0 = time.perf_counter()
         self._last = -float("inf")
         self._chunk = 0
 
-    def update(self, done: int) -> None:
+    def update(self, rows: int) -> None:
+        """Count a finished chunk of ``rows`` configurations."""
         self._chunk += 1
+        self.done += rows
+        done = self.done
         now = time.perf_counter()
         info = ProgressInfo(done, self.total, self._chunk, self.n_chunks, now - self.t0)
         if callable(self.progress):

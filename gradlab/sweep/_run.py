@@ -25,6 +25,16 @@ bit, and with ``lane_block=1`` (no vectorization) it equals ``jax.jit(train)(hpa
 for bit. ``shard_map`` (not ``jit``'s automatic partitioner) guarantees each device runs exactly
 that program on its own lanes, with no cross-device reduction.
 
+Stages. ``sweep`` is four functions a reader can test alone: ``_probe.probe`` traces one lane
+and refuses a bad ``train`` before anything runs; ``_chunks.plan`` cuts the grid into chunks; :func:`run_chunks` runs the rows a checkpoint does not hold yet, saving
+each chunk as it comes back; :func:`assemble` stacks the chunks into a :class:`SweepResult`.
+
+Compilation cache. A chunk program is compiled once per (``train``, traced program, closed-over
+data, mesh, lane block, precision) and reused by later sweeps (a resume, a CLI override, a test).
+Keying on the traced program and the data, not only on ``train``'s identity, means a ``train``
+that reads a global or closes over an array that was since changed is recompiled, never served
+the old program's results.
+
 Precision. The whole sweep is traced under ``jax.default_matmul_precision(precision)``:
 ``"highest"`` (the default) is full float32 on every backend; ``"tensorfloat32"`` (or
 ``"default"``) lets GPUs use TF32 tensor cores, faster and about 1e-3 relative per product.
@@ -44,13 +54,11 @@ file system for a resume to see it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.experimental import multihost_utils
@@ -58,98 +66,25 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gradlab.sweep import _chunks
-from gradlab.sweep._checkpoint import Checkpoint
+from gradlab.sweep._checkpoint import Checkpoint, Chunk
 from gradlab.sweep._grid import Grid, make_grid
+from gradlab.sweep._probe import Probe, config_key, fingerprint, lane_fn, probe
 from gradlab.sweep._progress import Progress, ProgressInfo
 from gradlab.sweep._result import SweepResult, columns_from_outputs
 from gradlab.train import PRECISIONS
 
-
-def config_key(hparams: Mapping[str, Any], index) -> jax.Array:
-    """The key of configuration ``index``, eq. (1): from ``hparams["seed"]`` when present."""
-    if "seed" in hparams:
-        return jax.random.key(hparams["seed"])
-    return jax.random.fold_in(jax.random.key(0), index)
-
-
-def _lane(train: Callable) -> Callable:
-    def lane(hparams, index):
-        return train(hparams, config_key(hparams, index))  # (1)
-
-    return lane
-
-
-def _check_outputs(out: Any) -> None:
-    leaves = jax.tree.leaves(out)
-    if not leaves:
-        raise TypeError("train returned no arrays; it must return a pytree of jax arrays")
-    for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
-        if not isinstance(leaf, jax.Array | jax.core.Tracer):
-            where = jax.tree_util.keystr(path) or "the output"
-            raise TypeError(
-                f"train returned a {type(leaf).__name__} ({leaf!r:.60}) at {where}, not a jax "
-                "array computed from (hparams, key): a Python or NumPy value is fixed when train "
-                "is traced, so it cannot differ between configurations (is train pure? use "
-                "jnp operations, not float(), .item() or numpy, on its inputs)"
-            )
-
-
-_LEAK = (
-    "train closes over a tracer leaked from another jax transformation (e.g. an array "
-    "captured inside a jitted function); train must be a pure function of (hparams, key) "
-    "and concrete arrays"
-)
-
-
-def _abstract_outputs(train: Callable, grid: Grid, precision: str) -> Any:
-    """The output shapes of one lane, traced, never run: catches an impure or shape-varying
-    ``train`` before any configuration runs."""
-    hp = {k: jax.ShapeDtypeStruct((), grid.values[k].dtype) for k in grid.names}
-    idx = jax.ShapeDtypeStruct((), jnp.int32)
-    lane = _lane(train)
-
-    def probe(hp, idx):
-        out = lane(hp, idx)
-        _check_outputs(out)
-        return out
-
-    try:
-        with jax.default_matmul_precision(precision):
-            jaxpr, shapes = jax.make_jaxpr(probe, return_shape=True)(hp, idx)
-    except jax.errors.UnexpectedTracerError as err:
-        raise ValueError(_LEAK) from err
-    except (
-        jax.errors.ConcretizationTypeError,
-        jax.errors.TracerIntegerConversionError,
-        jax.errors.TracerArrayConversionError,
-    ) as err:
-        raise ValueError(
-            "train needs the concrete value of a hyperparameter (or the key) while tracing: "
-            "an output shape, a Python if, int(), float() or numpy on it. Every configuration "
-            "of a sweep runs in one vmapped program, so output shapes and Python control flow "
-            "must not depend on grid values; close over such a value instead (one sweep per "
-            f"value) or use jnp.where / lax.cond. Grid names: {list(grid.names)}"
-        ) from err
-    if any(isinstance(c, jax.core.Tracer) for c in jaxpr.consts):
-        raise ValueError(_LEAK)
-    return shapes
-
-
-def _fingerprint(grid: Grid, shapes: Any, precision: str, lane_block: int) -> str:
-    h = hashlib.sha256(grid.fingerprint().encode())
-    h.update(str(jax.tree.structure(shapes)).encode())
-    for s in jax.tree.leaves(shapes):
-        h.update(f"{s.shape}{np.dtype(s.dtype).str}".encode())
-    h.update(f"{precision}|{lane_block}".encode())
-    return h.hexdigest()
+__all__ = ["assemble", "config_key", "run_chunks", "sweep"]
 
 
 @functools.lru_cache(maxsize=32)
-def _make_chunk_fn(train: Callable, mesh: Mesh, lane_block: int, precision: str) -> Callable:
-    """The compiled chunk program, cached so that sweeps of the same ``train`` (a resumed one, a
-    CLI override, a test) reuse its compilation."""
+def _chunk_program(
+    train: Callable, program: tuple[str, str], mesh: Mesh, lane_block: int, precision: str
+) -> Callable:
+    """The compiled chunk program, eq. (2), cached on ``train`` *and* its traced ``program``
+    (jaxpr and closed-over data digests, see the module docstring)."""
+    del program  # part of the cache key only
     axes = tuple(mesh.axis_names)
-    lane = _lane(train)
+    lane = lane_fn(train)
     if lane_block == 1:  # no vmap at all: the lane is the lone program, jit(train)
 
         def block(hp, idx):
@@ -187,6 +122,83 @@ def _to_host(tree: Any) -> Any:
     return jax.device_get(tree)
 
 
+def run_chunks(
+    train: Callable,
+    grid: Grid,
+    pr: Probe,
+    plan: _chunks.Plan,
+    *,
+    mesh: Mesh,
+    precision: str,
+    done: list[Chunk],
+    on_chunk: Callable[[Chunk], None],
+) -> list[Chunk]:
+    """Run every row not in ``done``, in chunks of ``plan.chunk`` rows (the last padded with the
+    grid's last row), calling ``on_chunk`` on each as it comes back; returns the new chunks."""
+    ranges = _chunks.row_ranges(grid.size, [(c.start, c.stop) for c in done], plan.chunk)
+    if not ranges:
+        return []
+    run = _chunk_program(train, (pr.program, pr.constants), mesh, plan.lane_block, precision)
+    sharding = NamedSharding(mesh, P(tuple(mesh.axis_names)))
+    values = grid.compute_values()
+    index = np.arange(grid.size, dtype=np.int32)
+    b, new = plan.lane_block, []
+    for start, stop in ranges:
+        take = np.minimum(np.arange(start, start + plan.chunk), grid.size - 1)
+        hp = {k: _global(v[take].reshape(-1, b), sharding) for k, v in values.items()}
+        out = _to_host(run(hp, _global(index[take].reshape(-1, b), sharding)))
+        leaves = [
+            np.asarray(a).reshape(plan.chunk, *np.shape(a)[2:])[: stop - start]
+            for a in jax.tree.leaves(out)
+        ]
+        chunk = Chunk(start, stop, leaves)
+        on_chunk(chunk)
+        new.append(chunk)
+    return new
+
+
+def assemble(
+    grid: Grid, pr: Probe, chunks: list[Chunk], plan: _chunks.Plan, precision: str, resumed: int
+) -> SweepResult:
+    """The :class:`SweepResult` of ``chunks``, which must cover rows ``0:grid.size`` once."""
+    chunks = sorted(chunks, key=lambda c: c.start)
+    treedef = jax.tree.structure(pr.shapes)
+    stacked = [np.concatenate([c.leaves[i] for c in chunks]) for i in range(treedef.num_leaves)]
+    outputs = jax.tree.unflatten(treedef, stacked)
+    return SweepResult(
+        grid=grid,
+        outputs=outputs,
+        columns=columns_from_outputs(outputs, grid.size, precision),
+        precision=precision,
+        lane_block=plan.lane_block,
+        devices=plan.devices,
+        meta={
+            "chunk_size": plan.chunk,
+            "processes": jax.process_count(),
+            "resumed_rows": resumed,
+        },
+    )
+
+
+def _validate(train, grid, combine, mesh, precision, progress, resume) -> tuple[Grid, Mesh]:
+    if not callable(train):
+        raise TypeError(f"train must be callable as train(hparams, key); got {train!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be a bool or a callable(ProgressInfo); got {progress!r}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False; got {resume!r}")
+    g = make_grid(grid, combine)
+    if "seed" in g.names and not np.issubdtype(g.values["seed"].dtype, np.integer):
+        raise TypeError(f"grid['seed'] must hold integers; got dtype {g.values['seed'].dtype}")
+    if mesh is None:
+        mesh = Mesh(np.array(jax.devices()), ("config",))
+    elif not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh; got {type(mesh).__name__}")
+    return g, mesh
+
+
 def sweep(
     train: Callable[[dict, jax.Array], Any],
     grid: Mapping | Grid,
@@ -197,6 +209,7 @@ def sweep(
     chunk_size: int | None = None,
     memory_budget: int | None = None,
     checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
     progress: bool | Callable[[ProgressInfo], object] = True,
     precision: str = "highest",
 ) -> SweepResult:
@@ -214,12 +227,17 @@ def sweep(
         1-D mesh over ``jax.devices()`` (every device of every process).
       lane_block: configurations vectorized together, :math:`B` of eq. (2); default the next
         power of two of the grid size, at most 128. 1 reproduces ``jax.jit(train)`` bitwise.
-      chunk_size: configurations per compiled call (rounded up to whole blocks on every
-        device); default from ``memory_budget``.
+      chunk_size: configurations per compiled call, exactly (the last chunk padded); a multiple
+        of ``devices x lane_block`` (when ``lane_block`` is not given it is chosen to divide
+        it; see ``_chunks.plan``); default from ``memory_budget``.
       memory_budget: bytes of outputs a device may hold per chunk; default a quarter of the
         device's memory (512 MiB on CPU). See ``_chunks`` eq. (2).
       checkpoint: a folder; after every chunk its rows are written there atomically, and a
-        rerun of the same sweep resumes where it stopped (a different sweep raises).
+        rerun of the same sweep resumes where it stopped. The folder is locked while the sweep
+        runs, and a rerun whose ``train`` code, closed-over data, grid, output shapes,
+        precision, lane block or jax version differ is refused, naming what changed (see
+        ``_checkpoint``).
+      resume: ``False`` deletes the checkpoint files in ``checkpoint`` and starts fresh.
       progress: ``True`` for a throttled bar on stderr, ``False`` for none, or a callable
         receiving a :class:`ProgressInfo` after every chunk.
       precision: matmul precision, ``"highest"`` (default, full float32) or an opt-in such as
@@ -229,8 +247,11 @@ def sweep(
       A :class:`SweepResult`.
 
     Raises:
-      ValueError, TypeError: a bad grid, or a ``train`` that returns Python/NumPy values, closes
-        over a leaked tracer or whose output shapes depend on grid values -- all before any
+      ValueError, TypeError: a bad grid (or a value the compute dtype cannot hold), or a
+        ``train`` that returns Python/NumPy values, complex columns, closes over a leaked tracer
+        or whose output shapes depend on grid values -- all before any configuration runs.
+      CheckpointError: (a ``ValueError``) the folder holds another sweep, is in use, is not
+        writable, or holds a corrupt file (named, with how to recover) -- also before any
         configuration runs.
 
     Examples:
@@ -246,90 +267,60 @@ def sweep(
       >>> round(res.best("loss")["lr"], 6)
       0.1
     """
-    if not callable(train):
-        raise TypeError(f"train must be callable as train(hparams, key); got {train!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
-    g = make_grid(grid, combine)
-    if "seed" in g.names and g.values["seed"].dtype.kind not in "iu":
-        raise TypeError(f"grid['seed'] must hold integers; got dtype {g.values['seed'].dtype}")
-    if mesh is None:
-        mesh = Mesh(np.array(jax.devices()), ("config",))
-    elif not isinstance(mesh, Mesh):
-        raise TypeError(f"mesh must be a jax.sharding.Mesh; got {type(mesh).__name__}")
-    n_dev = int(mesh.devices.size)
-    if lane_block is None:
-        lane_block = _chunks.default_lane_block(g.size)
-    if int(lane_block) != lane_block or lane_block < 1:
-        raise ValueError(f"lane_block must be a positive integer; got {lane_block!r}")
-    lane_block = int(lane_block)
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
-    if memory_budget is not None and memory_budget <= 0:
-        raise ValueError(f"memory_budget must be > 0 bytes; got {memory_budget!r}")
-
-    shapes = _abstract_outputs(train, g, precision)  # every check before any run
-    fake = jax.tree.map(lambda s: np.zeros((1, *s.shape), s.dtype), shapes)
-    clash = set(columns_from_outputs(fake, 1, precision)) & (set(g.names) | {"index"})
-    if clash:
-        raise ValueError(
-            f"train's output columns {sorted(clash)} clash with grid names; rename one of them"
-        )
-    k = _chunks.blocks_per_device(
+    g, mesh = _validate(train, grid, combine, mesh, precision, progress, resume)
+    pr = probe(train, g, precision)  # every check before any run
+    plan = _chunks.plan(
         size=g.size,
-        n_devices=n_dev,
+        n_devices=int(mesh.devices.size),
+        per_config_bytes=_chunks.output_bytes(pr.shapes),
         lane_block=lane_block,
-        per_config_bytes=_chunks.output_bytes(shapes),
         chunk_size=chunk_size,
         memory_budget=memory_budget,
     )
-    chunk = n_dev * k * lane_block
-    leaves_def = jax.tree.structure(shapes)
-    n_leaves = leaves_def.num_leaves
-
-    ckpt, done, parts = None, 0, []
-    if checkpoint is not None:
-        ckpt = Checkpoint(
-            checkpoint,
-            fingerprint=_fingerprint(g, shapes, precision, lane_block),
-            size=g.size,
-            writer=jax.process_index() == 0,
-        )
-        done, parts = ckpt.load(n_leaves)
-
-    starts = list(range(done, g.size, chunk))
-    bar = Progress(progress, total=g.size, start=done, n_chunks=len(starts))
-    if starts:
-        run = _make_chunk_fn(train, mesh, lane_block, precision)
-        sharding = NamedSharding(mesh, P(tuple(mesh.axis_names)))
-        index = np.arange(g.size, dtype=np.int32)
-        for s in starts:
-            stop = min(s + chunk, g.size)
-            take = np.minimum(np.arange(s, s + chunk), g.size - 1)  # pad with the last row
-            hp = {
-                name: _global(g.values[name][take].reshape(-1, lane_block), sharding)
-                for name in g.names
-            }
-            idx = _global(index[take].reshape(-1, lane_block), sharding)
-            out = _to_host(run(hp, idx))
-            leaves = [
-                np.asarray(a).reshape(chunk, *np.shape(a)[2:])[: stop - s]
-                for a in jax.tree.leaves(out)
-            ]
-            if ckpt is not None:
-                ckpt.save(s, leaves)
-            parts.append(leaves)
-            bar.update(stop)
-
-    stacked = [np.concatenate([p[i] for p in parts]) for i in range(n_leaves)]
-    outputs = jax.tree.unflatten(leaves_def, stacked)
-    columns = columns_from_outputs(outputs, g.size, precision)
-    return SweepResult(
-        grid=g,
-        outputs=outputs,
-        columns=columns,
-        precision=precision,
-        lane_block=lane_block,
-        devices=n_dev,
-        meta={"chunk_size": chunk, "processes": jax.process_count()},
+    if checkpoint is None:
+        return _sweep_in_memory(train, g, pr, plan, mesh, precision, progress)
+    ckpt = Checkpoint(
+        checkpoint,
+        fingerprint=fingerprint(pr, g, precision, plan.lane_block),
+        leaf_shapes=[(s.shape, s.dtype) for s in jax.tree.leaves(pr.shapes)],
+        writer=jax.process_index() == 0,
+        resume=resume,
     )
+    with ckpt:
+        done = list(ckpt.chunks)
+        resumed = sum(c.stop - c.start for c in done)
+        if ckpt.read_only_reason is not None and resumed < g.size:
+            raise ckpt.not_writable(g.size - resumed)
+        bar = _bar(progress, g.size, done, plan.chunk)
+        new = run_chunks(
+            train,
+            g,
+            pr,
+            plan,
+            mesh=mesh,
+            precision=precision,
+            done=done,
+            on_chunk=lambda c: (ckpt.save(c), bar.update(c.stop - c.start)),
+        )
+    return assemble(g, pr, done + new, plan, precision, resumed)
+
+
+def _bar(progress, total: int, done: list[Chunk], chunk: int) -> Progress:
+    n_chunks = len(_chunks.row_ranges(total, [(c.start, c.stop) for c in done], chunk))
+    resumed = sum(c.stop - c.start for c in done)
+    return Progress(progress, total=total, start=resumed, n_chunks=n_chunks)
+
+
+def _sweep_in_memory(train, g, pr, plan, mesh, precision, progress) -> SweepResult:
+    bar = _bar(progress, g.size, [], plan.chunk)
+    new = run_chunks(
+        train,
+        g,
+        pr,
+        plan,
+        mesh=mesh,
+        precision=precision,
+        done=[],
+        on_chunk=lambda c: bar.update(c.stop - c.start),
+    )
+    return assemble(g, pr, new, plan, precision, 0)
