@@ -26,8 +26,9 @@ for bit. ``shard_map`` (not ``jit``'s automatic partitioner) guarantees each dev
 that program on its own lanes, with no cross-device reduction.
 
 Stages. ``sweep`` is four functions a reader can test alone: ``_probe.probe`` traces one lane
-and refuses a bad ``train`` before anything runs; ``_chunks.plan`` cuts the grid into chunks; :func:`run_chunks` runs the rows a checkpoint does not hold yet, saving
-each chunk as it comes back; :func:`assemble` stacks the chunks into a :class:`SweepResult`.
+and refuses a bad ``train`` before anything runs; ``_chunks.plan`` cuts the grid into chunks;
+:func:`run_chunks` runs the rows a checkpoint does not hold yet, saving each chunk as it comes
+back; :func:`assemble` stacks the chunks into a :class:`SweepResult`.
 
 Compilation cache. A chunk program is compiled once per (``train``, traced program, closed-over
 data, mesh, lane block, precision) and reused by later sweeps (a resume, a CLI override, a test).
