@@ -49,7 +49,9 @@ class TestParse:
             parse_set("lr")
         grid = {"lr": np.float32([0.1]), "seed": np.int32([0])}
         new = apply_overrides(grid, ["lr=0.5,0.25", "seed=range(3)"])
-        assert new["lr"].dtype == np.float32 and new["seed"].dtype == np.int32
+        # stored as typed (float64 / int64), not cast to the file's float32: 0.1 stays 0.1
+        assert new["lr"].dtype == np.float64 and new["seed"].dtype == np.int64
+        assert apply_overrides(grid, ["lr=0.1"])["lr"].tolist() == [0.1]
         with pytest.raises(ValueError, match="not in the sweep's grid"):
             apply_overrides(grid, ["l2=0.1"])
         with pytest.raises(ValueError, match="takes integers"):
