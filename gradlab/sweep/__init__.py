@@ -20,13 +20,14 @@ from gradlab.sweep._gram import QuadraticFit, quadratic_train, sweep_quadratic
 from gradlab.sweep._grid import Grid, make_grid
 from gradlab.sweep._progress import ProgressInfo
 from gradlab.sweep._result import SweepResult
-from gradlab.sweep._run import config_key, sweep
+from gradlab.sweep._run import SweepInterrupted, config_key, sweep
 
 __all__ = [
     "CheckpointError",
     "Grid",
     "ProgressInfo",
     "QuadraticFit",
+    "SweepInterrupted",
     "SweepResult",
     "config_key",
     "make_grid",

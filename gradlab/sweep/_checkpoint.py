@@ -221,6 +221,8 @@ class Checkpoint:
 
     def _load_chunks(self) -> list[Chunk]:
         chunks = []
+        if not self.path.is_dir():  # a folder that could not be created (read-only parent)
+            return chunks
         for p in sorted(self.path.iterdir()):
             m = _CHUNK.fullmatch(p.name)
             if m is not None:

@@ -8,10 +8,13 @@ widget, a logger, or a test that stops the process after chunk ``k``).
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple, TextIO
+
+log = logging.getLogger("gradlab.sweep")
 
 
 class ProgressInfo(NamedTuple):
@@ -52,6 +55,18 @@ class Progress:
         self._last = -float("inf")
         self._chunk = 0
 
+    def resuming(self, chunks_done: int, chunks: int, rows: int, folder: str) -> None:
+        """Say that a checkpoint already holds ``chunks_done`` of ``chunks`` chunks: on the
+        ``gradlab.sweep`` logger, and on the stream when the bar is shown."""
+        text = (
+            f"resuming: {chunks_done} of {chunks} chunks done "
+            f"({rows} of {self.total} rows, from {folder})"
+        )
+        log.info(text)
+        if self.progress is True:
+            self.stream.write(f"sweep: {text}\n")
+            self.stream.flush()
+
     def update(self, rows: int) -> None:
         """Count a finished chunk of ``rows`` configurations."""
         self._chunk += 1
@@ -59,6 +74,7 @@ class Progress:
         done = self.done
         now = time.perf_counter()
         info = ProgressInfo(done, self.total, self._chunk, self.n_chunks, now - self.t0)
+        log.debug("sweep: chunk %d/%d, %d/%d rows", info.chunk, info.n_chunks, done, self.total)
         if callable(self.progress):
             self.progress(info)
             return

@@ -55,6 +55,7 @@ file system for a resume to see it.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,7 +75,27 @@ from gradlab.sweep._progress import Progress, ProgressInfo
 from gradlab.sweep._result import SweepResult, columns_from_outputs
 from gradlab.train import PRECISIONS
 
-__all__ = ["assemble", "config_key", "run_chunks", "sweep"]
+__all__ = ["SweepInterrupted", "assemble", "config_key", "run_chunks", "sweep"]
+
+log = logging.getLogger("gradlab.sweep")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: says how many rows are safe on disk and how to resume.
+
+    A ``KeyboardInterrupt`` (so it stops a script as Ctrl-C does), raised without JAX's frames.
+    """
+
+    def __init__(self, saved: int, total: int, folder: str | None):
+        self.saved, self.total, self.folder = saved, total, folder
+        if folder is None:
+            text = (
+                f"sweep interrupted with {total} rows to compute and no checkpoint, so nothing "
+                "was saved; pass checkpoint=DIR (CLI: --checkpoint) to make a sweep resumable"
+            )
+        else:
+            text = f"{saved} rows saved in {folder}; rerun the same command to resume"
+        super().__init__(text)
 
 
 @functools.lru_cache(maxsize=32)
@@ -278,6 +299,17 @@ def sweep(
         chunk_size=chunk_size,
         memory_budget=memory_budget,
     )
+    log.info(
+        "sweep: %d configurations over %s, chunks of %d (%d devices x %d blocks x %d lanes), "
+        "precision %s",
+        g.size,
+        list(g.names),
+        plan.chunk,
+        plan.devices,
+        plan.blocks,
+        plan.lane_block,
+        precision,
+    )
     if checkpoint is None:
         return _sweep_in_memory(train, g, pr, plan, mesh, precision, progress)
     ckpt = Checkpoint(
@@ -293,16 +325,22 @@ def sweep(
         if ckpt.read_only_reason is not None and resumed < g.size:
             raise ckpt.not_writable(g.size - resumed)
         bar = _bar(progress, g.size, done, plan.chunk)
-        new = run_chunks(
-            train,
-            g,
-            pr,
-            plan,
-            mesh=mesh,
-            precision=precision,
-            done=done,
-            on_chunk=lambda c: (ckpt.save(c), bar.update(c.stop - c.start)),
-        )
+        if done:
+            bar.resuming(len(done), len(done) + bar.n_chunks, resumed, str(ckpt.path))
+        try:
+            new = run_chunks(
+                train,
+                g,
+                pr,
+                plan,
+                mesh=mesh,
+                precision=precision,
+                done=done,
+                on_chunk=lambda c: (ckpt.save(c), bar.update(c.stop - c.start)),
+            )
+        except KeyboardInterrupt:
+            saved = sum(c.stop - c.start for c in ckpt.chunks)
+            raise SweepInterrupted(saved, g.size, str(ckpt.path)) from None
     return assemble(g, pr, done + new, plan, precision, resumed)
 
 
@@ -314,14 +352,17 @@ def _bar(progress, total: int, done: list[Chunk], chunk: int) -> Progress:
 
 def _sweep_in_memory(train, g, pr, plan, mesh, precision, progress) -> SweepResult:
     bar = _bar(progress, g.size, [], plan.chunk)
-    new = run_chunks(
-        train,
-        g,
-        pr,
-        plan,
-        mesh=mesh,
-        precision=precision,
-        done=[],
-        on_chunk=lambda c: bar.update(c.stop - c.start),
-    )
+    try:
+        new = run_chunks(
+            train,
+            g,
+            pr,
+            plan,
+            mesh=mesh,
+            precision=precision,
+            done=[],
+            on_chunk=lambda c: bar.update(c.stop - c.start),
+        )
+    except KeyboardInterrupt:
+        raise SweepInterrupted(0, g.size, None) from None
     return assemble(g, pr, new, plan, precision, 0)
