@@ -322,3 +322,78 @@ class TestFitRows:
         assert res.history_steps.tolist() == list(range(10, 201, 10))
         assert res.best("loss")["lr"] == 0.01
         assert res.params.shape == (4, 2)
+
+
+# ---- hyperparameters exactly as given, chunk sizes as asked ------------------------------------
+
+
+def _seen(hp, key):
+    """The hyperparameters as train receives them (dtype and value)."""
+    return {f"seen_{k}": v + jnp.zeros((), v.dtype) for k, v in hp.items()}
+
+
+class TestExactHyperparameters:
+    def test_table_holds_the_values_given(self):
+        res = sweep(_seen, {"l2": [0.1, 0.3]}, progress=False)
+        assert res.row(0)["l2"] == 0.1 and res.grid.values["l2"].dtype == np.float64
+        with jax.enable_x64(False):
+            res = sweep(_seen, {"l2": [0.1], "seed": [2**31 - 1]}, progress=False)
+        assert res.row(0)["l2"] == 0.1  # stored as given ...
+        assert res.columns["seen_l2"].dtype == np.float32  # ... and traced in float32
+        assert res.columns["seen_l2"][0] == np.float32(0.1)
+        assert res.row(0)["seed"] == 2**31 - 1
+        # with x64 the values no 32-bit type holds run as given
+        res = sweep(_seen, {"seed": [2**32], "lr": [1e-50, 1e39]}, progress=False)
+        assert res.columns["seen_lr"].tolist() == [1e-50, 1e39]
+        assert res.columns["seen_seed"].tolist() == [2**32, 2**32]
+
+    @pytest.mark.parametrize(
+        "grid, match",
+        [
+            ({"seed": [2**32]}, r"value 4294967296 \(index 0\) does not fit int32.*wrap to 0"),
+            ({"seed": [0, -(2**31) - 1]}, r"index 1\) does not fit int32"),
+            ({"lr": [0.1, 1e39]}, r"1e\+39 \(index 1\) overflows float32"),
+            ({"lr": [1e-50]}, r"1e-50 \(index 0\) underflows float32"),
+            ({"lr": np.array([1e-40])}, "underflows float32"),
+        ],
+    )
+    def test_values_the_compute_dtype_cannot_hold_are_refused(self, grid, match):
+        with jax.enable_x64(False), pytest.raises(ValueError, match=match + ".*x64"):
+            sweep(_seen, grid, progress=_never_called)
+
+    def test_a_bfloat16_grid_is_accepted(self):
+        lrs = jnp.asarray([0.5, 0.25], jnp.bfloat16)
+        res = sweep(_seen, {"lr": lrs}, progress=False)
+        assert res.columns["seen_lr"].tolist() == [0.5, 0.25]
+
+
+class TestChunkSize:
+    def test_chunk_size_is_honoured_exactly(self):
+        res = sweep(TRAIN, {"lr": np.linspace(1e-3, 1e-2, 200)}, chunk_size=16, progress=False)
+        assert res.meta["chunk_size"] == 16 and res.lane_block == 16
+        res = sweep(TRAIN, {"lr": LRS}, chunk_size=6, progress=False)
+        assert res.meta["chunk_size"] == 6 and res.lane_block == 2
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(chunk_size=True), "chunk_size must be a positive integer"),
+            (dict(chunk_size=6, lane_block=4), r"multiple of devices x lane_block = 1 x 4.*4 or 8"),
+        ],
+    )
+    def test_bad_chunking_is_an_error(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            sweep(TRAIN, {"lr": LRS}, progress=_never_called, **kwargs)
+
+
+class TestOutputTypes:
+    def test_complex_column_is_refused_before_running(self, tmp_path):
+        def train(hp, key):
+            return {"loss": hp["lr"] * (1 + 1j)}
+
+        with pytest.raises(TypeError, match="'loss' is complex.*real numbers"):
+            sweep(train, {"lr": [0.1]}, checkpoint=tmp_path / "ck", progress=_never_called)
+
+    def test_key_output_is_refused(self):
+        with pytest.raises(TypeError, match="PRNG key at .*'k'.*key_data"):
+            sweep(lambda hp, key: {"k": key, "x": hp["lr"]}, {"lr": [0.1]}, progress=False)

@@ -151,7 +151,7 @@ def to_compute_dtype(name: str, a: np.ndarray) -> np.ndarray:
     ):
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"grid[{name!r}] value {a[i]!r} (index {i}) {what}; {why}")
+            raise ValueError(f"grid[{name!r}] value {a[i].item()!r} (index {i}) {what}; {why}")
     return cast
 
 

@@ -112,7 +112,8 @@ def _check_columns(shapes: Any, grid: Grid, precision: str) -> None:
             f"train's output columns {sorted(clash)} clash with grid names; rename one of them"
         )
     for name, col in cols.items():
-        if col.dtype.kind not in "biufU":
+        real = col.dtype == np.bool_ or jnp.issubdtype(col.dtype, jnp.integer)
+        if not (real or jnp.issubdtype(col.dtype, jnp.floating) or col.dtype.kind == "U"):
             raise TypeError(
                 f"train's output {name!r} is {col.dtype}, a table column must hold real numbers "
                 "(CSV and JSON have no complex type): return jnp.real / jnp.imag / jnp.abs of it"
