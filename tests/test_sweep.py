@@ -397,3 +397,48 @@ class TestOutputTypes:
     def test_key_output_is_refused(self):
         with pytest.raises(TypeError, match="PRNG key at .*'k'.*key_data"):
             sweep(lambda hp, key: {"k": key, "x": hp["lr"]}, {"lr": [0.1]}, progress=False)
+
+
+# ---- progress within a chunk -------------------------------------------------------------------
+
+
+class TestProgressWithinChunk:
+    def test_blocks_report_before_the_chunk_ends_and_lanes_keep_their_bits(self, monkeypatch):
+        from gradlab.sweep import _progress
+
+        events = []
+        real_block, real_update = _progress.Progress.block_done, _progress.Progress.update
+        monkeypatch.setattr(
+            _progress.Progress, "block_done", lambda s: (events.append("b"), real_block(s))
+        )
+        monkeypatch.setattr(
+            _progress.Progress, "update", lambda s, r: (events.append(f"c{r}"), real_update(s, r))
+        )
+        shown = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=True)  # one chunk of 4 blocks
+        assert events == ["b", "b", "b", "b", "c8"]
+        quiet = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=False)
+        _assert_tree_equal(shown.outputs, quiet.outputs)
+
+    def test_terminal_redraws_and_logs_get_lines(self):
+        import io
+
+        from gradlab.sweep._progress import Progress
+
+        class Tty(io.StringIO):
+            def isatty(self):
+                return True
+
+        for stream, tty in ((io.StringIO(), False), (Tty(), True)):
+            bar = Progress(True, total=8, start=0, n_chunks=1, lane_block=2, stream=stream,
+                           min_interval=0.0, log_interval=0.0)  # fmt: skip
+            if tty and bar._tqdm is not None:  # tqdm installed: it draws the terminal bar
+                continue
+            with bar:
+                bar.begin_chunk(8)
+                for _ in range(4):
+                    bar.block_done()
+                bar.update(8)
+            text = stream.getvalue()
+            assert "2/8 configs, chunk 1/1" in text and "8/8 configs" in text
+            assert ("\r" in text) == tty and text.endswith("\n")
+            assert text.count("\n") == (1 if tty else 5)

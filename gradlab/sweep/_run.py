@@ -54,6 +54,7 @@ file system for a resume to see it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -71,7 +72,7 @@ from gradlab.sweep import _chunks
 from gradlab.sweep._checkpoint import Checkpoint, Chunk
 from gradlab.sweep._grid import Grid, make_grid
 from gradlab.sweep._probe import Probe, config_key, fingerprint, lane_fn, probe
-from gradlab.sweep._progress import Progress, ProgressInfo
+from gradlab.sweep._progress import Progress, ProgressInfo, block_callback
 from gradlab.sweep._result import SweepResult, columns_from_outputs
 from gradlab.train import PRECISIONS
 
@@ -100,10 +101,16 @@ class SweepInterrupted(KeyboardInterrupt):
 
 @functools.lru_cache(maxsize=32)
 def _chunk_program(
-    train: Callable, program: tuple[str, str], mesh: Mesh, lane_block: int, precision: str
+    train: Callable,
+    program: tuple[str, str],
+    mesh: Mesh,
+    lane_block: int,
+    precision: str,
+    report: bool,
 ) -> Callable:
     """The compiled chunk program, eq. (2), cached on ``train`` *and* its traced ``program``
-    (jaxpr and closed-over data digests, see the module docstring)."""
+    (jaxpr and closed-over data digests, see the module docstring). With ``report``, each block
+    calls the host when done (``_progress``), after its outputs exist."""
     del program  # part of the cache key only
     axes = tuple(mesh.axis_names)
     lane = lane_fn(train)
@@ -116,8 +123,14 @@ def _chunk_program(
     else:
         block = jax.vmap(lane)  # B lanes at once, (2)
 
+    def one_block(args):
+        out = block(*args)
+        if report:  # depends on the outputs: runs once the block is computed
+            jax.debug.callback(block_callback, jax.tree.leaves(out)[0].reshape(-1)[:1])
+        return out
+
     def per_device(hp, idx):  # hp leaves (k, B): this device's blocks
-        return lax.map(lambda a: block(*a), (hp, idx))  # one block at a time, (2)
+        return lax.map(one_block, (hp, idx))  # one block at a time, (2)
 
     # check_vma=False: the lanes never communicate, and a scan whose initial carry is a constant
     # (params0) but whose carry becomes per-lane must not be rejected as "varying".
@@ -154,18 +167,29 @@ def run_chunks(
     precision: str,
     done: list[Chunk],
     on_chunk: Callable[[Chunk], None],
+    bar: Progress | None = None,
 ) -> list[Chunk]:
     """Run every row not in ``done``, in chunks of ``plan.chunk`` rows (the last padded with the
-    grid's last row), calling ``on_chunk`` on each as it comes back; returns the new chunks."""
+    grid's last row), calling ``on_chunk`` on each as it comes back; returns the new chunks.
+    ``bar`` receives block-by-block progress when it wants it."""
     ranges = _chunks.row_ranges(grid.size, [(c.start, c.stop) for c in done], plan.chunk)
     if not ranges:
         return []
-    run = _chunk_program(train, (pr.program, pr.constants), mesh, plan.lane_block, precision)
+    report = bar is not None and bar.wants_blocks
+    key = (pr.program, pr.constants)
+    run = _chunk_program(train, key, mesh, plan.lane_block, precision, report)
+    with bar if report else contextlib.nullcontext():
+        return _run_ranges(run, grid, plan, mesh, ranges, on_chunk, bar if report else None)
+
+
+def _run_ranges(run, grid, plan, mesh, ranges, on_chunk, bar) -> list[Chunk]:
     sharding = NamedSharding(mesh, P(tuple(mesh.axis_names)))
     values = grid.compute_values()
     index = np.arange(grid.size, dtype=np.int32)
     b, new = plan.lane_block, []
     for start, stop in ranges:
+        if bar is not None:
+            bar.begin_chunk(stop - start)
         take = np.minimum(np.arange(start, start + plan.chunk), grid.size - 1)
         hp = {k: _global(v[take].reshape(-1, b), sharding) for k, v in values.items()}
         out = _to_host(run(hp, _global(index[take].reshape(-1, b), sharding)))
@@ -324,7 +348,7 @@ def sweep(
         resumed = sum(c.stop - c.start for c in done)
         if ckpt.read_only_reason is not None and resumed < g.size:
             raise ckpt.not_writable(g.size - resumed)
-        bar = _bar(progress, g.size, done, plan.chunk)
+        bar = _bar(progress, g.size, done, plan)
         if done:
             bar.resuming(len(done), len(done) + bar.n_chunks, resumed, str(ckpt.path))
         try:
@@ -337,6 +361,7 @@ def sweep(
                 precision=precision,
                 done=done,
                 on_chunk=lambda c: (ckpt.save(c), bar.update(c.stop - c.start)),
+                bar=bar,
             )
         except KeyboardInterrupt:
             saved = sum(c.stop - c.start for c in ckpt.chunks)
@@ -344,14 +369,16 @@ def sweep(
     return assemble(g, pr, done + new, plan, precision, resumed)
 
 
-def _bar(progress, total: int, done: list[Chunk], chunk: int) -> Progress:
-    n_chunks = len(_chunks.row_ranges(total, [(c.start, c.stop) for c in done], chunk))
+def _bar(progress, total: int, done: list[Chunk], plan: _chunks.Plan) -> Progress:
+    n_chunks = len(_chunks.row_ranges(total, [(c.start, c.stop) for c in done], plan.chunk))
     resumed = sum(c.stop - c.start for c in done)
-    return Progress(progress, total=total, start=resumed, n_chunks=n_chunks)
+    return Progress(
+        progress, total=total, start=resumed, n_chunks=n_chunks, lane_block=plan.lane_block
+    )
 
 
 def _sweep_in_memory(train, g, pr, plan, mesh, precision, progress) -> SweepResult:
-    bar = _bar(progress, g.size, [], plan.chunk)
+    bar = _bar(progress, g.size, [], plan)
     try:
         new = run_chunks(
             train,
@@ -362,6 +389,7 @@ def _sweep_in_memory(train, g, pr, plan, mesh, precision, progress) -> SweepResu
             precision=precision,
             done=[],
             on_chunk=lambda c: bar.update(c.stop - c.start),
+            bar=bar,
         )
     except KeyboardInterrupt:
         raise SweepInterrupted(0, g.size, None) from None
