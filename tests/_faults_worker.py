@@ -35,7 +35,7 @@ def _kill() -> None:
 
 def _kill_mid_write(k: int) -> None:
     """Replace the checkpoint's atomic writer: the k-th chunk file is half written, then kill."""
-    from gradlab.sweep import _checkpoint
+    from gradlab.sweeps import _checkpoint
 
     real, count = _checkpoint._atomic_write, [0]
 
@@ -59,7 +59,7 @@ def main(out: str, ckpt: str, mode: str = "run") -> None:
     import numpy as np
     from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
 
-    from gradlab.sweep import CheckpointError, sweep
+    from gradlab.sweeps import CheckpointError, sweep
 
     kind, _, k = mode.partition(":")
     k = int(k or 0)

@@ -202,12 +202,12 @@ def test_bad_file_out_and_checkpoint_exit_2(small, tmp_path, capsys):
 def test_ctrl_c_and_internal_errors(small, tmp_path, capsys, monkeypatch):
     import sys
 
-    from gradlab.sweep import SweepInterrupted
+    from gradlab.sweeps import SweepInterrupted
 
     def interrupted(*args, **kwargs):
         raise SweepInterrupted(8, 24, "DIR")
 
-    monkeypatch.setattr(sys.modules["gradlab.sweep"], "sweep", interrupted)
+    monkeypatch.setattr(sys.modules["gradlab.sweeps"], "sweep", interrupted)
     assert main(["sweep", str(small), "--out", str(tmp_path / "o")]) == 130
     err = _one_line_error(capsys)
     assert "interrupted; 8 rows saved in DIR; rerun the same command to resume" in err
@@ -215,7 +215,7 @@ def test_ctrl_c_and_internal_errors(small, tmp_path, capsys, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sys.modules["gradlab.sweep"], "sweep", crash)
+    monkeypatch.setattr(sys.modules["gradlab.sweeps"], "sweep", crash)
     assert main(["sweep", str(small), "--out", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err

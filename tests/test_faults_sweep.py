@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
 
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 
 WORKER = Path(__file__).with_name("_faults_worker.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def test_concurrent_sweeps_one_folder(tmp_path, whole):
 
 
 def test_lock_without_fcntl_takes_over_only_a_dead_holder(tmp_path, monkeypatch):
-    from gradlab.sweep import _lock
+    from gradlab.sweeps import _lock
 
     monkeypatch.setattr(_lock, "fcntl", None)
     host = _lock.socket.gethostname()

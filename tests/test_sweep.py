@@ -1,4 +1,4 @@
-"""gradlab.sweep on one device: grid, lane == lone run (bitwise), keys, best, exports, bad input."""
+"""gradlab.sweeps on one device: grid, lanes == lone runs (bitwise), keys, best, exports, input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import optax
 import pytest
 from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
 
-from gradlab.sweep import SweepResult, config_key, make_grid, sweep
+from gradlab.sweeps import SweepResult, config_key, make_grid, sweep
 
 X32, Y32 = linreg_data(dtype=jnp.float32)
 TRAIN = gd_train(X32, Y32)
@@ -404,7 +404,7 @@ class TestOutputTypes:
 
 class TestProgressWithinChunk:
     def test_blocks_report_before_the_chunk_ends_and_lanes_keep_their_bits(self, monkeypatch):
-        from gradlab.sweep import _progress
+        from gradlab.sweeps import _progress
 
         events = []
         real_block, real_update = _progress.Progress.block_done, _progress.Progress.update
@@ -422,7 +422,7 @@ class TestProgressWithinChunk:
     def test_terminal_redraws_and_logs_get_lines(self):
         import io
 
-        from gradlab.sweep._progress import Progress
+        from gradlab.sweeps._progress import Progress
 
         class Tty(io.StringIO):
             def isatty(self):
@@ -442,3 +442,16 @@ class TestProgressWithinChunk:
             assert "2/8 configs, chunk 1/1" in text and "8/8 configs" in text
             assert ("\r" in text) == tty and text.endswith("\n")
             assert text.count("\n") == (1 if tty else 5)
+
+
+def test_no_module_is_shadowed_by_the_sweep_function():
+    import importlib
+    import inspect
+
+    import gradlab
+    import gradlab.sweeps as package
+
+    assert inspect.isfunction(gradlab.sweep) and inspect.ismodule(package)
+    assert package.sweep is gradlab.sweep and package.make_grid is make_grid
+    with pytest.raises(ModuleNotFoundError, match="gradlab.sweep"):
+        importlib.import_module("gradlab.sweep")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
 
-from gradlab.sweep import CheckpointError, sweep
+from gradlab.sweeps import CheckpointError, sweep
 
 WORKER = Path(__file__).with_name("_sweep_worker.py")
 ROOT = Path(__file__).resolve().parents[1]

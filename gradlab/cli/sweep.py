@@ -193,7 +193,7 @@ def write_outputs(result, out: Path, plots: Mapping[str, Any] | None) -> list[Pa
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gradlab.sweep import sweep
+    from gradlab.sweeps import sweep
 
     if args.fresh and not args.checkpoint:
         raise UsageError("--fresh discards a checkpoint: use it with --checkpoint")

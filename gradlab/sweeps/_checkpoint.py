@@ -8,7 +8,7 @@ Layout of a checkpoint folder::
                                 digest; "rows": [0, 128]
 
 The manifest is written once, when the sweep starts; it records the parts of the
-:class:`~gradlab.sweep._fingerprint.Fingerprint` so that a rerun with another ``train``, other
+:class:`~gradlab.sweeps._fingerprint.Fingerprint` so that a rerun with another ``train``, other
 closed-over data, another grid, precision, lane block or jax version is refused with a message
 naming what changed (``resume=False`` starts fresh). Every chunk file carries the digest and its
 row range and is checked on load against both the manifest and its own name, so a file from
@@ -35,8 +35,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradlab.sweep._fingerprint import Fingerprint
-from gradlab.sweep._lock import LOCK, FolderLock, LockedError
+from gradlab.sweeps._fingerprint import Fingerprint
+from gradlab.sweeps._lock import LOCK, FolderLock, LockedError
 
 MANIFEST = "manifest.json"
 FORMAT = 2

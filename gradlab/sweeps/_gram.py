@@ -55,9 +55,9 @@ import numpy as np
 from jax import lax
 
 from gradlab import _validate as v
-from gradlab.sweep._grid import Grid, make_grid
-from gradlab.sweep._result import SweepResult
-from gradlab.sweep._run import sweep
+from gradlab.sweeps._grid import Grid, make_grid
+from gradlab.sweeps._result import SweepResult
+from gradlab.sweeps._run import sweep
 
 HPARAMS = ("lr", "l2", "momentum", "seed")
 PATHS = ("gram", "data")

@@ -4,7 +4,7 @@ Everything a sweep can refuse is refused here, before any configuration runs: a 
 returns Python or NumPy values, a PRNG key or complex numbers in a table column, closes over a
 leaked tracer, needs a concrete hyperparameter, or whose columns clash with grid names. The
 trace also gives the output shapes (for the chunk plan and the checkpoint's file checks) and the
-program's :class:`~gradlab.sweep._fingerprint.Fingerprint`.
+program's :class:`~gradlab.sweeps._fingerprint.Fingerprint`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradlab.sweep import _fingerprint as fp
-from gradlab.sweep._grid import Grid
-from gradlab.sweep._result import columns_from_outputs
+from gradlab.sweeps import _fingerprint as fp
+from gradlab.sweeps._grid import Grid
+from gradlab.sweeps._result import columns_from_outputs
 
 
 def config_key(hparams: Mapping[str, Any], index) -> jax.Array:
@@ -131,7 +131,7 @@ def probe(train: Callable, grid: Grid, precision: str) -> Probe:
 
 
 def fingerprint(p: Probe, grid: Grid, precision: str, lane_block: int) -> fp.Fingerprint:
-    """The sweep's :class:`~gradlab.sweep._fingerprint.Fingerprint`."""
+    """The sweep's :class:`~gradlab.sweeps._fingerprint.Fingerprint`."""
     return fp.Fingerprint(
         program=p.program,
         constants=p.constants,

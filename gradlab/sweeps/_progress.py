@@ -11,7 +11,7 @@ callback's cost is measured in ``benchmarks/bench_sweep.py``.
 Rendering. ``progress=True``: ``tqdm`` when it is installed (``pip install gradlab[progress]``)
 and stderr is a terminal; otherwise a built-in bar, redrawn in place on a terminal and, in logs
 and CI (not a terminal), written as one line per update at most every ``log_interval`` seconds,
-plus the last. ``progress=False``: nothing on stderr (the ``gradlab.sweep`` logger still gets
+plus the last. ``progress=False``: nothing on stderr (the ``gradlab.sweeps`` logger still gets
 the plan and the resume at INFO, each chunk at DEBUG). ``progress`` may also be a callable,
 called with a :class:`ProgressInfo` after every chunk, once its rows are saved (for a notebook
 widget, a logger, or a test that stops the process at a chunk boundary).
@@ -28,7 +28,7 @@ from typing import NamedTuple, TextIO
 
 import jax
 
-log = logging.getLogger("gradlab.sweep")
+log = logging.getLogger("gradlab.sweeps")
 
 _ACTIVE: list[Progress] = []  # the bar of the sweep whose chunk is running (a stack)
 
@@ -125,7 +125,7 @@ class Progress:
 
     def resuming(self, chunks_done: int, chunks: int, rows: int, folder: str) -> None:
         """Say that a checkpoint already holds ``chunks_done`` of ``chunks`` chunks: on the
-        ``gradlab.sweep`` logger, and on the stream when the bar is shown."""
+        ``gradlab.sweeps`` logger, and on the stream when the bar is shown."""
         text = (
             f"resuming: {chunks_done} of {chunks} chunks done "
             f"({rows} of {self.total} rows, from {folder})"

@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gradlab.sweep._grid import Grid
+from gradlab.sweeps._grid import Grid
 
 
 def is_fit_like(out: Any) -> bool:

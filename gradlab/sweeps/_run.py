@@ -68,17 +68,17 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gradlab.sweep import _chunks
-from gradlab.sweep._checkpoint import Checkpoint, Chunk
-from gradlab.sweep._grid import Grid, make_grid
-from gradlab.sweep._probe import Probe, config_key, fingerprint, lane_fn, probe
-from gradlab.sweep._progress import Progress, ProgressInfo, block_callback
-from gradlab.sweep._result import SweepResult, columns_from_outputs
+from gradlab.sweeps import _chunks
+from gradlab.sweeps._checkpoint import Checkpoint, Chunk
+from gradlab.sweeps._grid import Grid, make_grid
+from gradlab.sweeps._probe import Probe, config_key, fingerprint, lane_fn, probe
+from gradlab.sweeps._progress import Progress, ProgressInfo, block_callback
+from gradlab.sweeps._result import SweepResult, columns_from_outputs
 from gradlab.train import PRECISIONS
 
 __all__ = ["SweepInterrupted", "assemble", "config_key", "run_chunks", "sweep"]
 
-log = logging.getLogger("gradlab.sweep")
+log = logging.getLogger("gradlab.sweeps")
 
 
 class SweepInterrupted(KeyboardInterrupt):
