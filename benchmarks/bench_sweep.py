@@ -156,10 +156,11 @@ def machine() -> str:
 # ---- this tree against a commit (--against REF) -----------------------------------------------
 
 # Timed in a child process per tree (two gradlab versions cannot share a process); the trees
-# alternate round by round so both see the same machine load. Per child, warm medians of: the
-# data and Gram paths at 256 lrs x 200 steps (n=4000, d=64), the Gram path with a checkpoint
-# written to a fresh folder each call, and a 4-configuration sweep of a trivial train (the
-# fixed cost of one sweep() call: probe, plan, fingerprint, dispatch).
+# alternate round by round so both see the same machine load. Per child, warm timings of: the
+# data and Gram paths at 256 lrs x 200 steps (n=4000, d=64) (the data path also with the
+# progress bar, which since issue 15 calls the host after each lane block), the Gram path with
+# a checkpoint written to a fresh folder each call, and a 4-configuration sweep of a trivial
+# train (the fixed cost of one sweep() call: probe, plan, fingerprint, dispatch).
 _CHILD = """
 import json, statistics, sys, tempfile, time
 import jax, jax.numpy as jnp, numpy as np
@@ -171,7 +172,7 @@ def med(f, k):
     f(); ts = []
     for _ in range(k):
         t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return ts
 kx, kw = jax.random.split(jax.random.key(0))
 X = jax.random.normal(kx, (4000, 64), jnp.float32)
 y = X @ jax.random.normal(kw, (64,), jnp.float32)
@@ -181,7 +182,8 @@ tiny = lambda hp, key: {"loss": hp["lr"] * 2.0}
 root = tempfile.mkdtemp()
 n = iter(range(10**6))
 out = {
-    "data path": med(lambda: sweep(data, grid, progress=False), 3),
+    "data path": med(lambda: sweep(data, grid, progress=False), 5),
+    "data path, progress bar shown": med(lambda: sweep(data, grid, progress=True), 5),
     "Gram path": med(lambda: sweep(gram, grid, progress=False), 9),
     "Gram path, checkpointed": med(
         lambda: sweep(gram, grid, progress=False, checkpoint=f"{root}/{next(n)}"), 9),

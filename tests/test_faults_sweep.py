@@ -417,3 +417,13 @@ def test_ctrl_c_says_what_is_saved_and_the_rerun_resumes(tmp_path, whole, capsys
     _same_table(res, whole)
     with pytest.raises(KeyboardInterrupt, match="nothing was saved"):
         sweep(TRAIN, GRID, progress=interrupt, **KW)
+
+
+def test_a_checkpoint_from_other_versions_or_another_device_is_refused(complete, tmp_path):
+    ckpt = Path(shutil.copytree(complete, tmp_path / "ck"))
+    doc = json.loads((ckpt / "manifest.json").read_text())
+    assert doc["fingerprint"]["versions"].endswith(" on cpu (cpu)")
+    doc["fingerprint"]["versions"] = "gradlab 0.1.0, jax 0.4.30, jaxlib 0.4.30 on gpu (NVIDIA H200)"
+    (ckpt / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"versions or the device: gradlab .* on gpu .* -> .*cpu"):
+        sweep(TRAIN, GRID, checkpoint=ckpt, progress=_never, **KW)

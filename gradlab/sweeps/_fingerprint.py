@@ -11,7 +11,9 @@ A lane's result is a pure function of (hyperparameters, key) once these are fixe
 * ``grid``: the hyperparameter values exactly as given, their dtypes, names and combine mode;
 * ``outputs``: the structure, shapes and dtypes of ``train``'s outputs;
 * ``precision`` and ``lane_block`` (the lane block fixes the summation order, see ``_run``);
-* ``versions``: gradlab, jax and jaxlib (a new XLA may round differently).
+* ``versions``: gradlab, jax and jaxlib (a new XLA may round differently), and the platform and
+  kind of device the lanes run on (a GPU rounds differently from a CPU); not the number of
+  devices, which a lane's bits do not depend on.
 
 Two sweeps with equal fingerprints compute the same rows bit for bit on the same backend; a
 checkpoint records the parts (``Fingerprint.to_json``), so a mismatch names what changed. Not
@@ -42,7 +44,7 @@ PARTS = {
     "outputs": "the structure, shapes or dtypes of train's outputs",
     "precision": "the matmul precision",
     "lane_block": "lane_block (it fixes each lane's summation order)",
-    "versions": "the gradlab/jax versions",
+    "versions": "the gradlab/jax versions or the device",
     "size": "the number of configurations",
 }
 
@@ -94,12 +96,16 @@ class Fingerprint:
         return out
 
 
-def versions() -> str:
+def versions(device) -> str:
+    """``gradlab V, jax V, jaxlib V on PLATFORM (DEVICE KIND)``."""
     import jaxlib
 
     from gradlab import __version__
 
-    return f"gradlab {__version__}, jax {jax.__version__}, jaxlib {jaxlib.__version__}"
+    return (
+        f"gradlab {__version__}, jax {jax.__version__}, jaxlib {jaxlib.__version__} "
+        f"on {device.platform} ({device.device_kind})"
+    )
 
 
 def program_text(closed: jcore.ClosedJaxpr) -> str:

@@ -130,7 +130,9 @@ def probe(train: Callable, grid: Grid, precision: str) -> Probe:
     return Probe(shapes, program, fp.constants_digest(closed))
 
 
-def fingerprint(p: Probe, grid: Grid, precision: str, lane_block: int) -> fp.Fingerprint:
+def fingerprint(
+    p: Probe, grid: Grid, precision: str, lane_block: int, device: Any
+) -> fp.Fingerprint:
     """The sweep's :class:`~gradlab.sweeps._fingerprint.Fingerprint`."""
     return fp.Fingerprint(
         program=p.program,
@@ -139,6 +141,6 @@ def fingerprint(p: Probe, grid: Grid, precision: str, lane_block: int) -> fp.Fin
         outputs=fp.outputs_digest(p.shapes),
         precision=precision,
         lane_block=int(lane_block),
-        versions=fp.versions(),
+        versions=fp.versions(device),
         size=grid.size,
     )

@@ -338,7 +338,7 @@ def sweep(
         return _sweep_in_memory(train, g, pr, plan, mesh, precision, progress)
     ckpt = Checkpoint(
         checkpoint,
-        fingerprint=fingerprint(pr, g, precision, plan.lane_block),
+        fingerprint=fingerprint(pr, g, precision, plan.lane_block, mesh.devices.flat[0]),
         leaf_shapes=[(s.shape, s.dtype) for s in jax.tree.leaves(pr.shapes)],
         writer=jax.process_index() == 0,
         resume=resume,
