@@ -16,9 +16,12 @@ another sweep, a swapped or renamed file, a truncated or bit-flipped one (the zi
 with how to recover: delete it and rerun; its rows are recomputed and every other file is kept.
 The manifest names no files, so nothing outside the folder is ever read.
 
-Every file is written to a temporary name in the folder, flushed to disk, then moved into place
-with ``os.replace`` (atomic on POSIX and Windows). A process killed at any instant leaves only
-complete chunk files and at most a ``.*.tmp`` file, which the next run (holding the lock) deletes.
+Every file is written to a temporary name in the folder, flushed to disk (``fsync``), then moved
+into place with ``os.replace`` (atomic on POSIX and Windows). The folder itself is not synced:
+after a power cut the last renames may be undone, which loses those chunks (they are recomputed)
+but never leaves a partial file under a final name; a sync per rename cost a measured 9 ms. A
+process killed at any instant leaves only complete chunk files and at most a ``.*.tmp`` file,
+which the next run (holding the lock) deletes.
 Since a lane's result does not depend on which chunk it ran in (see ``_run``), a resumed table
 equals an uninterrupted run's bit for bit.
 """
@@ -61,19 +64,6 @@ def chunk_name(start: int, stop: int) -> str:
     return f"rows_{start:08d}_{stop:08d}.npz"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -86,7 +76,6 @@ def _atomic_write(path: Path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
 
 
 def _corrupt(path: Path, what: str) -> CheckpointError:
