@@ -409,13 +409,18 @@ class TestProgressWithinChunk:
         events = []
         real_block, real_update = _progress.Progress.block_done, _progress.Progress.update
         monkeypatch.setattr(
-            _progress.Progress, "block_done", lambda s: (events.append("b"), real_block(s))
+            _progress.Progress,
+            "block_done",
+            lambda s, n: (events.append(f"b{n}"), real_block(s, n)),
         )
         monkeypatch.setattr(
             _progress.Progress, "update", lambda s, r: (events.append(f"c{r}"), real_update(s, r))
         )
         shown = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=True)  # one chunk of 4 blocks
-        assert events == ["b", "b", "b", "b", "c8"]
+        assert events == ["b1", "b1", "b1", "b1", "c8"]  # 4 blocks, at most MAX_REPORTS calls
+        events.clear()
+        sweep(TRAIN, {"lr": np.tile(LRS, 4)}, lane_block=2, progress=True)  # 16 blocks
+        assert events == ["b4", "b4", "b4", "b4", "c32"]
         quiet = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=False)
         _assert_tree_equal(shown.outputs, quiet.outputs)
 

@@ -2,9 +2,10 @@
 
 Sources. After each chunk has come back (and been saved), ``sweep`` calls
 :meth:`Progress.update`. Within a chunk, when the bar is shown, the compiled chunk program calls
-the host after each lane block of each device (``jax.debug.callback`` in the ``lax.map`` over
-blocks, outside the vmapped lanes: one call per :math:`B` configurations, a bounded rate), so a
-sweep that is one long chunk still moves its bar; :meth:`Progress.block_done` counts them. The
+the host after every few lane blocks of each device (``jax.debug.callback`` in the ``lax.map``
+over blocks, outside the vmapped lanes; at most ``_run.MAX_REPORTS`` calls per device per chunk,
+a bounded rate), so a sweep that is one long chunk still moves its bar;
+:meth:`Progress.block_done` counts them. The
 lanes' arithmetic is untouched (a test checks bitwise equality with the bar on and off); the
 callback's cost is measured in ``benchmarks/bench_sweep.py``.
 
@@ -33,10 +34,10 @@ log = logging.getLogger("gradlab.sweeps")
 _ACTIVE: list[Progress] = []  # the bar of the sweep whose chunk is running (a stack)
 
 
-def block_callback(_dependency) -> None:
-    """Host side of the chunk program's per-block ``jax.debug.callback``."""
+def block_callback(_dependency, blocks) -> None:
+    """Host side of the chunk program's ``jax.debug.callback``: ``blocks`` more blocks done."""
     if _ACTIVE:
-        _ACTIVE[-1].block_done()
+        _ACTIVE[-1].block_done(int(blocks))
 
 
 class ProgressInfo(NamedTuple):
@@ -116,10 +117,10 @@ class Progress:
         with self._lock:
             self._blocks, self._chunk_rows = 0, rows
 
-    def block_done(self) -> None:
-        """A lane block finished on some device (every process counts its own devices)."""
+    def block_done(self, blocks: int = 1) -> None:
+        """``blocks`` lane blocks finished on some device (each process counts its own)."""
         with self._lock:
-            self._blocks += 1
+            self._blocks += blocks
             ran = self._blocks * self.lane_block * jax.process_count()
             self._render(self.done + min(ran, self._chunk_rows), self._chunk + 1, last=False)
 
