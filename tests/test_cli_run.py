@@ -195,3 +195,10 @@ def test_broken_pipe_is_silent(tmp_path):
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141 and err == "", err
+
+
+def test_version(capsys):
+    import gradlab
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"gradlab {gradlab.__version__}"

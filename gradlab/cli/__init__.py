@@ -49,10 +49,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _version() -> str:
+    """The installed version, read without importing gradlab (and so jax)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradlab")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gradlab", description="Autodiff-verified hand gradients, training and sweeps."
     )
+    parser.add_argument("--version", action="version", version=f"gradlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
