@@ -219,3 +219,43 @@ def test_ctrl_c_and_internal_errors(small, tmp_path, capsys, monkeypatch):
     assert main(["sweep", str(small), "--out", str(tmp_path / "o")]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err
+
+
+SLOW = (
+    "import jax, jax.numpy as jnp\n"
+    "def train(hp, key):\n"
+    "    def step(w, _):\n"
+    "        return w - hp['lr'] * jnp.sin(w), None\n"
+    "    w, _ = jax.lax.scan(step, jnp.ones(64), None, length=20000)\n"
+    "    return {'loss': w @ w}\n"
+    "SWEEP = dict(train=train, grid={'lr': [0.001 * i for i in range(1, 257)]}, chunk_size=4)\n"
+)
+
+
+def test_real_ctrl_c_says_what_is_saved_without_a_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW)
+    out = tmp_path / "o"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    argv = [sys.executable, "-m", "gradlab.cli", "sweep", str(f), "--out", str(out)]
+    p = subprocess.Popen([*argv, "--checkpoint", "--no-progress"], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((out / "checkpoint").glob("rows_*.npz")):
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 130
+    saved = len(list((out / "checkpoint").glob("rows_*.npz"))) * 4
+    assert err == (
+        f"gradlab sweep: interrupted; {saved} rows saved in {out / 'checkpoint'}; "
+        "rerun the same command to resume\n"
+    )
