@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sweep.py            # the issue's sizes (minutes on 2 cores)
     python benchmarks/bench_sweep.py --quick    # 128 lrs x 100 steps, n=2000: a smoke run
+    python benchmarks/bench_sweep.py --against HEAD~1   # this tree against a commit, one run
 
 Problem (float32): X 10000 x 64 standard normal, y = X w* + noise, J = (1/n)||Xw - y||^2,
 w0 = 0, learning rates logspace(-4, log10(0.8), L) (all below 2/lambda_max ~ 0.86: no lane
@@ -39,7 +40,10 @@ import numpy as np
 import optax
 from jax import lax
 
-from gradlab.sweep import quadratic_train, sweep
+try:
+    from gradlab.sweeps import quadratic_train, sweep
+except ModuleNotFoundError:  # before the subpackage was renamed (issue 16)
+    from gradlab.sweep import quadratic_train, sweep
 
 
 def timeit(fn, repeats: int) -> float:
@@ -149,12 +153,96 @@ def machine() -> str:
     return f"{platform.machine()} {name}; jax {jax.__version__} on {dev.platform} ({kind})"
 
 
+# ---- this tree against a commit (--against REF) -----------------------------------------------
+
+# Timed in a child process per tree (two gradlab versions cannot share a process); the trees
+# alternate round by round so both see the same machine load. Per child, warm timings of: the
+# data and Gram paths at 256 lrs x 200 steps (n=4000, d=64) (the data path also with the
+# progress bar, which since issue 15 calls the host after each lane block), the Gram path with
+# a checkpoint written to a fresh folder each call, and a 4-configuration sweep of a trivial
+# train (the fixed cost of one sweep() call: probe, plan, fingerprint, dispatch).
+_CHILD = """
+import json, statistics, sys, tempfile, time
+import jax, jax.numpy as jnp, numpy as np
+try:
+    from gradlab.sweeps import quadratic_train, sweep
+except ModuleNotFoundError:
+    from gradlab.sweep import quadratic_train, sweep
+def med(f, k):
+    f(); ts = []
+    for _ in range(k):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return ts
+kx, kw = jax.random.split(jax.random.key(0))
+X = jax.random.normal(kx, (4000, 64), jnp.float32)
+y = X @ jax.random.normal(kw, (64,), jnp.float32)
+grid = {"lr": np.logspace(-4, np.log10(0.8), 256).astype(np.float32)}
+data, gram = quadratic_train(X, y, 200, path="data"), quadratic_train(X, y, 200)
+tiny = lambda hp, key: {"loss": hp["lr"] * 2.0}
+root = tempfile.mkdtemp()
+n = iter(range(10**6))
+out = {
+    "data path": med(lambda: sweep(data, grid, progress=False), 5),
+    "data path, progress bar shown": med(lambda: sweep(data, grid, progress=True), 5),
+    "Gram path": med(lambda: sweep(gram, grid, progress=False), 9),
+    "Gram path, checkpointed": med(
+        lambda: sweep(gram, grid, progress=False, checkpoint=f"{root}/{next(n)}"), 9),
+    "one tiny sweep() call": med(lambda: sweep(tiny, {"lr": [0.1, 0.2, 0.3, 0.4]},
+                                               progress=False), 21),
+}
+print(json.dumps(out))
+"""
+
+
+def against(ref: str, rounds: int) -> None:
+    import json
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    old = Path(tempfile.mkdtemp()) / "tree"
+    old.mkdir()
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    archive = subprocess.run(["git", "archive", ref], cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    trees = {"this tree": root, f"{ref} ({sha})": old}
+    times: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
+    print(f"machine: {machine()}")
+    print(f"load average at start: {open('/proc/loadavg').read().split()[:3]}")
+    for r in range(rounds):
+        for name, tree in trees.items() if r % 2 == 0 else reversed(trees.items()):
+            env = dict(os.environ, PYTHONPATH=str(tree))
+            res = subprocess.run(
+                [sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, cwd=tree
+            )
+            if res.returncode:
+                raise RuntimeError(f"{name}: {res.stderr[-2000:]}")
+            for k, ts in json.loads(res.stdout.strip().splitlines()[-1]).items():
+                times[name].setdefault(k, []).extend(ts)
+    new, base = list(trees)
+    print(f"\n{rounds} alternating rounds; seconds: min (the least disturbed run) and median")
+    print(f"{'':32s} {new + ' min':>15s} {base + ' min':>22s} {'ratio':>6s} {'median ratio':>13s}")
+    for k in times[new]:
+        a, b = min(times[new][k]), min(times[base][k])
+        ma, mb = statistics.median(times[new][k]), statistics.median(times[base][k])
+        print(f"{k:32s} {a:15.4f} {b:22.4f} {a / b:6.2f} {ma / mb:13.2f}")
+    print(f"load average at end: {open('/proc/loadavg').read().split()[:3]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--gpu-lanes", default="1024,16384,65536")
+    ap.add_argument("--against", metavar="REF", help="time this tree against git REF instead")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --against")
     args = ap.parse_args()
+    if args.against:
+        return against(args.against, args.rounds)
     n, d, lanes, steps, sub = (2000, 64, 128, 100, 4) if args.quick else (10000, 64, 1024, 500, 16)
     reps = args.repeats
     gpu = jax.default_backend() == "gpu"

@@ -52,7 +52,7 @@ import numpy as np
 
 from gradlab import optim, plot
 from gradlab.hypergrad import InnerProblem, check_hypergrad, fit_solver, hypergrad_sweep, refine
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 
 from ._common import main, prepare_out, write_metrics
 from .regularized_regression import make_data

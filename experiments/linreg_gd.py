@@ -49,7 +49,7 @@ import optax
 
 from gradlab import optim, plot
 from gradlab.derivations import mse
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 from gradlab.train import EarlyStop, fit, max_stable_lr
 
 from ._common import main, prepare_out, write_metrics

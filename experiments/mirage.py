@@ -48,7 +48,7 @@ import optax
 from gradlab import optim, plot
 from gradlab.check import check_grad
 from gradlab.derivations import entropy as ent
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 from gradlab.train import fit
 
 from ._common import main, prepare_out, require_sklearn, write_metrics

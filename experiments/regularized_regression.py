@@ -62,7 +62,7 @@ from gradlab.derivations import elastic_net as en
 from gradlab.derivations import l1 as l1_mod
 from gradlab.derivations import l2 as l2_mod
 from gradlab.derivations import mse
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 from gradlab.train import fit, max_stable_lr
 
 from ._common import main, prepare_out, require_sklearn, write_metrics

@@ -21,7 +21,7 @@ from gradlab.optim import (
     prox_l1,
     ridge_path,
 )
-from gradlab.sweep import SweepResult, sweep, sweep_quadratic
+from gradlab.sweeps import SweepResult, sweep, sweep_quadratic
 from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"

@@ -31,7 +31,7 @@ def checkpointed(out: str, ckpt: str) -> None:
     import numpy as np
     from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
 
-    from gradlab.sweep import sweep
+    from gradlab.sweeps import sweep
 
     kill_after = int(os.environ.get("SWEEP_KILL_AFTER", "0"))
     ran = []
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
     import numpy as np
     from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
 
-    from gradlab.sweep import sweep
+    from gradlab.sweeps import sweep
 
     X, y = linreg_data()
     train = gd_train(X, y)

@@ -145,3 +145,61 @@ def test_experiments_run_in_float64():
         cwd=cli_run.find_experiments_dir().parent,
     )
     assert out.stdout.strip() == "True"
+
+
+def _one_line_error(capsys, prog="gradlab run"):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith(f"{prog}: "), err
+    return err
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path, capsys):
+    d = _fake(tmp_path)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for argv, match in [
+        (["run", "toy", "--out", str(a_file / "r"), "--experiments-dir", str(d)], "not writable"),
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ]:
+        assert main(argv) == 2, argv
+        assert match in _one_line_error(capsys, "gradlab run" if argv[0] == "run" else "gradlab")
+    assert not (a_file / "r").exists()
+
+
+def test_internal_error_is_the_only_traceback_exit_3(tmp_path, capsys):
+    d = _fake(tmp_path, name="crash", pkg="fake_crash_experiments")
+    (d / "crash.py").write_text("def run(quick=False, out_dir=None):\n    return 1 / 0\n")
+    assert main(["run", "crash", "--out", str(tmp_path / "r"), "--experiments-dir", str(d)]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err and "internal error" in err
+
+
+def test_broken_pipe_is_silent(tmp_path):
+    import subprocess
+    import sys
+
+    d = tmp_path / "many"
+    d.mkdir()
+    (d / "__init__.py").write_text("")
+    for i in range(800):  # more than a pipe buffer (64 KiB) of listing
+        (d / f"experiment_{i:04d}.py").write_text(
+            f'"""Experiment {i} {"x" * 80}."""\ndef run(): ...\n'
+        )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gradlab.cli", "run", "--list", "--experiments-dir", str(d)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    p.stdout.read(100)  # `| head -c 100`
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err == "", err
+
+
+def test_version(capsys):
+    import gradlab
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith(f"gradlab {gradlab.__version__} (jax ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ class TestParse:
             parse_set("lr")
         grid = {"lr": np.float32([0.1]), "seed": np.int32([0])}
         new = apply_overrides(grid, ["lr=0.5,0.25", "seed=range(3)"])
-        assert new["lr"].dtype == np.float32 and new["seed"].dtype == np.int32
+        # stored as typed (float64 / int64), not cast to the file's float32: 0.1 stays 0.1
+        assert new["lr"].dtype == np.float64 and new["seed"].dtype == np.int64
+        assert apply_overrides(grid, ["lr=0.1"])["lr"].tolist() == [0.1]
         with pytest.raises(ValueError, match="not in the sweep's grid"):
             apply_overrides(grid, ["l2=0.1"])
         with pytest.raises(ValueError, match="takes integers"):
@@ -122,3 +125,137 @@ def test_bad_files_exit_2(tmp_path, capsys):
     assert main(["sweep", str(f)]) == 2
     err = capsys.readouterr().err
     assert "existing .py" in err and "neither SWEEP" in err and "unknown keys" in err
+
+
+SMALL = (
+    "import jax.numpy as jnp\n"
+    "def train(hp, key):\n"
+    "    return {'loss': (hp['a'] - 1.0) ** 2 + 0.0 * hp['seed']}\n"
+    "SWEEP = dict(train=train, grid={'a': [0.0, 1.0, 3.0], 'seed': [0]})\n"
+)
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith("gradlab sweep: "), err
+    return err
+
+
+@pytest.fixture
+def small(tmp_path):
+    f = tmp_path / "small.py"
+    f.write_text(SMALL)
+    return f
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--precision", "foo"], "precision must be one of"),
+        (["--set", "a=1e999"], r"grid\['a'\] must be finite"),
+        (["--set", "seed=range(1,10,0)"], "step must not be zero"),
+        (["--set", "seed=0.5"], "takes integers"),
+        (["--chunk-size", "0"], "chunk_size must be a positive integer; got 0"),
+        (["--chunk-size", "two"], "argument --chunk-size: invalid int value: 'two'"),
+        (["--fresh"], "--fresh discards a checkpoint: use it with --checkpoint"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_exit_2_in_one_line(small, tmp_path, capsys, extra, match):
+    argv = ["sweep", str(small), "--out", str(tmp_path / "o"), "--no-progress", *extra]
+    assert main(argv) == 2
+    assert re.search(match, _one_line_error(capsys))
+
+
+def test_value_int32_cannot_hold_is_refused_without_x64(small, tmp_path, capsys):
+    import jax
+
+    with jax.enable_x64(False):
+        code = main(["sweep", str(small), "--out", str(tmp_path / "o"), "--set", "seed=4294967296"])
+    assert code == 2
+    assert "does not fit int32" in _one_line_error(capsys)
+
+
+def test_bad_file_out_and_checkpoint_exit_2(small, tmp_path, capsys):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import jax\nX = undefined_name\n")
+    assert main(["sweep", str(bad)]) == 2
+    assert f"{bad}:2: NameError" in _one_line_error(capsys)
+    assert main(["sweep", str(tmp_path / "missing.py")]) == 2
+    assert "existing .py file" in _one_line_error(capsys)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main(["sweep", str(small), "--out", str(a_file / "o"), "--no-progress"]) == 2
+    assert "not writable" in _one_line_error(capsys)  # before the sweep, not after it
+    out = ["--out", str(tmp_path / "o"), "--no-progress", "--checkpoint"]
+    assert main(["sweep", str(small), *out]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(small), *out, "--set", "a=0,2"]) == 2
+    err = _one_line_error(capsys)
+    assert "different sweep" in err and "the grid" in err and "--fresh" in err
+    assert main(["sweep", str(small), *out, "--set", "a=0,2", "--fresh"]) == 0
+    with open(tmp_path / "o" / "table.csv") as fh:
+        assert [float(r["a"]) for r in csv.DictReader(fh)] == [0.0, 2.0]
+
+
+def test_ctrl_c_and_internal_errors(small, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from gradlab.sweeps import SweepInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise SweepInterrupted(8, 24, "DIR")
+
+    monkeypatch.setattr(sys.modules["gradlab.sweeps"], "sweep", interrupted)
+    assert main(["sweep", str(small), "--out", str(tmp_path / "o")]) == 130
+    err = _one_line_error(capsys)
+    assert "interrupted; 8 rows saved in DIR; rerun the same command to resume" in err
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sys.modules["gradlab.sweeps"], "sweep", crash)
+    assert main(["sweep", str(small), "--out", str(tmp_path / "o")]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug" in err
+
+
+SLOW = (
+    "import jax, jax.numpy as jnp\n"
+    "def train(hp, key):\n"
+    "    def step(w, _):\n"
+    "        return w - hp['lr'] * jnp.sin(w), None\n"
+    "    w, _ = jax.lax.scan(step, jnp.ones(64), None, length=20000)\n"
+    "    return {'loss': w @ w}\n"
+    "SWEEP = dict(train=train, grid={'lr': [0.001 * i for i in range(1, 257)]}, chunk_size=4)\n"
+)
+
+
+def test_real_ctrl_c_says_what_is_saved_without_a_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW)
+    out = tmp_path / "o"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    argv = [sys.executable, "-m", "gradlab.cli", "sweep", str(f), "--out", str(out)]
+    p = subprocess.Popen([*argv, "--checkpoint", "--no-progress"], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((out / "checkpoint").glob("rows_*.npz")):
+        assert p.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 130
+    saved = len(list((out / "checkpoint").glob("rows_*.npz"))) * 4
+    assert err == (
+        f"gradlab sweep: interrupted; {saved} rows saved in {out / 'checkpoint'}; "
+        "rerun the same command to resume\n"
+    )

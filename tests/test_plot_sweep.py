@@ -14,7 +14,7 @@ from gradlab.plot import (  # noqa: E402
     plot_sweep_curves,
     plot_sweep_heatmap,
 )
-from gradlab.sweep import sweep, sweep_quadratic  # noqa: E402
+from gradlab.sweeps import sweep, sweep_quadratic  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

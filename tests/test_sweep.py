@@ -1,4 +1,4 @@
-"""gradlab.sweep on one device: grid, lane == lone run (bitwise), keys, best, exports, bad input."""
+"""gradlab.sweeps on one device: grid, lanes == lone runs (bitwise), keys, best, exports, input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import optax
 import pytest
 from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
 
-from gradlab.sweep import SweepResult, config_key, make_grid, sweep
+from gradlab.sweeps import SweepResult, config_key, make_grid, sweep
 
 X32, Y32 = linreg_data(dtype=jnp.float32)
 TRAIN = gd_train(X32, Y32)
@@ -320,3 +320,141 @@ class TestFitRows:
         assert res.history_steps.tolist() == list(range(10, 201, 10))
         assert res.best("loss")["lr"] == 0.01
         assert res.params.shape == (4, 2)
+
+
+# ---- hyperparameters exactly as given, chunk sizes as asked ------------------------------------
+
+
+def _seen(hp, key):
+    """The hyperparameters as train receives them (dtype and value)."""
+    return {f"seen_{k}": v + jnp.zeros((), v.dtype) for k, v in hp.items()}
+
+
+class TestExactHyperparameters:
+    def test_table_holds_the_values_given(self):
+        res = sweep(_seen, {"l2": [0.1, 0.3]}, progress=False)
+        assert res.row(0)["l2"] == 0.1 and res.grid.values["l2"].dtype == np.float64
+        with jax.enable_x64(False):
+            res = sweep(_seen, {"l2": [0.1], "seed": [2**31 - 1]}, progress=False)
+        assert res.row(0)["l2"] == 0.1  # stored as given ...
+        assert res.columns["seen_l2"].dtype == np.float32  # ... and traced in float32
+        assert res.columns["seen_l2"][0] == np.float32(0.1)
+        assert res.row(0)["seed"] == 2**31 - 1
+        # with x64 the values no 32-bit type holds run as given
+        res = sweep(_seen, {"seed": [2**32], "lr": [1e-50, 1e39]}, progress=False)
+        assert res.columns["seen_lr"].tolist() == [1e-50, 1e39]
+        assert res.columns["seen_seed"].tolist() == [2**32, 2**32]
+
+    @pytest.mark.parametrize(
+        "grid, match",
+        [
+            ({"seed": [2**32]}, r"value 4294967296 \(index 0\) does not fit int32.*wrap to 0"),
+            ({"seed": [0, -(2**31) - 1]}, r"index 1\) does not fit int32"),
+            ({"lr": [0.1, 1e39]}, r"1e\+39 \(index 1\) overflows float32"),
+            ({"lr": [1e-50]}, r"1e-50 \(index 0\) underflows float32"),
+            ({"lr": np.array([1e-40])}, "underflows float32"),
+        ],
+    )
+    def test_values_the_compute_dtype_cannot_hold_are_refused(self, grid, match):
+        with jax.enable_x64(False), pytest.raises(ValueError, match=match + ".*x64"):
+            sweep(_seen, grid, progress=_never_called)
+
+    def test_a_bfloat16_grid_is_accepted(self):
+        lrs = jnp.asarray([0.5, 0.25], jnp.bfloat16)
+        res = sweep(_seen, {"lr": lrs}, progress=False)
+        assert res.columns["seen_lr"].tolist() == [0.5, 0.25]
+
+
+class TestChunkSize:
+    def test_chunk_size_is_honoured_exactly(self):
+        res = sweep(TRAIN, {"lr": np.linspace(1e-3, 1e-2, 200)}, chunk_size=16, progress=False)
+        assert res.meta["chunk_size"] == 16 and res.lane_block == 16
+        res = sweep(TRAIN, {"lr": LRS}, chunk_size=6, progress=False)
+        assert res.meta["chunk_size"] == 6 and res.lane_block == 2
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(chunk_size=True), "chunk_size must be a positive integer"),
+            (dict(chunk_size=6, lane_block=4), r"multiple of devices x lane_block = 1 x 4.*4 or 8"),
+        ],
+    )
+    def test_bad_chunking_is_an_error(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            sweep(TRAIN, {"lr": LRS}, progress=_never_called, **kwargs)
+
+
+class TestOutputTypes:
+    def test_complex_column_is_refused_before_running(self, tmp_path):
+        def train(hp, key):
+            return {"loss": hp["lr"] * (1 + 1j)}
+
+        with pytest.raises(TypeError, match="'loss' is complex.*real numbers"):
+            sweep(train, {"lr": [0.1]}, checkpoint=tmp_path / "ck", progress=_never_called)
+
+    def test_key_output_is_refused(self):
+        with pytest.raises(TypeError, match="PRNG key at .*'k'.*key_data"):
+            sweep(lambda hp, key: {"k": key, "x": hp["lr"]}, {"lr": [0.1]}, progress=False)
+
+
+# ---- progress within a chunk -------------------------------------------------------------------
+
+
+class TestProgressWithinChunk:
+    def test_blocks_report_before_the_chunk_ends_and_lanes_keep_their_bits(self, monkeypatch):
+        from gradlab.sweeps import _progress
+
+        events = []
+        real_block, real_update = _progress.Progress.block_done, _progress.Progress.update
+        monkeypatch.setattr(
+            _progress.Progress,
+            "block_done",
+            lambda s, n: (events.append(f"b{n}"), real_block(s, n)),
+        )
+        monkeypatch.setattr(
+            _progress.Progress, "update", lambda s, r: (events.append(f"c{r}"), real_update(s, r))
+        )
+        shown = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=True)  # one chunk of 4 blocks
+        assert events == ["b1", "b1", "b1", "b1", "c8"]  # 4 blocks, at most MAX_REPORTS calls
+        events.clear()
+        sweep(TRAIN, {"lr": np.tile(LRS, 4)}, lane_block=2, progress=True)  # 16 blocks
+        assert events == ["b4", "b4", "b4", "b4", "c32"]
+        quiet = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=False)
+        _assert_tree_equal(shown.outputs, quiet.outputs)
+
+    def test_terminal_redraws_and_logs_get_lines(self):
+        import io
+
+        from gradlab.sweeps._progress import Progress
+
+        class Tty(io.StringIO):
+            def isatty(self):
+                return True
+
+        for stream, tty in ((io.StringIO(), False), (Tty(), True)):
+            bar = Progress(True, total=8, start=0, n_chunks=1, lane_block=2, stream=stream,
+                           min_interval=0.0, log_interval=0.0)  # fmt: skip
+            if tty and bar._tqdm is not None:  # tqdm installed: it draws the terminal bar
+                continue
+            with bar:
+                bar.begin_chunk(8)
+                for _ in range(4):
+                    bar.block_done()
+                bar.update(8)
+            text = stream.getvalue()
+            assert "2/8 configs, chunk 1/1" in text and "8/8 configs" in text
+            assert ("\r" in text) == tty and text.endswith("\n")
+            assert text.count("\n") == (1 if tty else 5)
+
+
+def test_no_module_is_shadowed_by_the_sweep_function():
+    import importlib
+    import inspect
+
+    import gradlab
+    import gradlab.sweeps as package
+
+    assert inspect.isfunction(gradlab.sweep) and inspect.ismodule(package)
+    assert package.sweep is gradlab.sweep and package.make_grid is make_grid
+    with pytest.raises(ModuleNotFoundError, match="gradlab.sweep"):
+        importlib.import_module("gradlab.sweep")

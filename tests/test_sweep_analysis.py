@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 
 LRS = [0.1, 0.2, 0.3]
 

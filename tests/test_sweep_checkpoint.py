@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
 
-from gradlab.sweep import sweep
+from gradlab.sweeps import CheckpointError, sweep
 
 WORKER = Path(__file__).with_name("_sweep_worker.py")
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,11 @@ def test_killed_process_resumes_to_the_same_table(tmp_path):
     killed = _run_worker(tmp_path / "a", ckpt, kill_after=2)
     assert killed.returncode == 17, killed.stderr[-2000:]
     assert not (tmp_path / "a.npz").exists()
-    manifest = json.loads((ckpt / "manifest.json").read_text())
-    assert manifest["done"] == 8 and len(manifest["chunks"]) == 2
+    assert json.loads((ckpt / "manifest.json").read_text())["format"] == 2
+    assert sorted(p.name for p in ckpt.glob("rows_*.npz")) == [
+        "rows_00000000_00000004.npz",
+        "rows_00000004_00000008.npz",
+    ]
 
     resumed = _run_worker(tmp_path / "b", ckpt, kill_after=None)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -57,7 +60,7 @@ def test_killed_process_resumes_to_the_same_table(tmp_path):
         np.testing.assert_array_equal(z[f"arr_{i}"], want, strict=True)
     whole.to_csv(tmp_path / "whole.csv")
     assert (tmp_path / "b.csv").read_text() == (tmp_path / "whole.csv").read_text()
-    assert json.loads((ckpt / "manifest.json").read_text())["done"] == 24
+    assert len(list(ckpt.glob("rows_*.npz"))) == 6
 
 
 class _Stop(Exception):
@@ -86,16 +89,22 @@ def test_in_process_interrupt_and_finished_checkpoint(tmp_path):
     assert again.rows == whole.rows
 
 
-def test_resume_ignores_debris_of_a_crash_mid_write(tmp_path):
+def test_resume_cleans_debris_and_names_a_corrupt_chunk(tmp_path):
     ckpt = tmp_path / "ck"
     with pytest.raises(_Stop):
         sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(1), **KW)
-    # a crash while writing chunk 2: a temp file, and a chunk file the manifest never named
-    (ckpt / ".rows_00000004_00000008.npz.123.tmp").write_bytes(b"half a file")
+    # a crash while writing chunk 2 leaves a temp file: deleted on resume
+    tmp = ckpt / ".rows_00000004_00000008.npz.123.tmp"
+    tmp.write_bytes(b"half a file")
+    # a file at a chunk's name that is not one (atomic writes never leave it): named, not used
     (ckpt / "rows_00000004_00000008.npz").write_bytes(b"not an npz")
+    with pytest.raises(CheckpointError, match=r"rows_00000004_00000008\.npz.*corrupt.*delete"):
+        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=False, **KW)
+    assert not tmp.exists()
+    (ckpt / "rows_00000004_00000008.npz").unlink()
     res = sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=False, **KW)
     whole = sweep(TRAIN, reference_sweep_grid(), progress=False, **KW)
-    assert res.rows == whole.rows
+    assert res.rows == whole.rows and res.meta["resumed_rows"] == 4
 
 
 def test_a_different_sweep_is_refused(tmp_path):
@@ -103,11 +112,11 @@ def test_a_different_sweep_is_refused(tmp_path):
     with pytest.raises(_Stop):
         sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(1), **KW)
     other = {"lr": LRS[::-1], "seed": np.arange(3, dtype=np.int32)}
-    with pytest.raises(ValueError, match="different sweep"):
+    with pytest.raises(CheckpointError, match="different sweep.*the grid"):
         sweep(TRAIN, other, checkpoint=ckpt, progress=False, **KW)
-    with pytest.raises(ValueError, match="different sweep"):
+    with pytest.raises(CheckpointError, match="precision: highest -> tensorfloat32"):
         sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, precision="tensorfloat32", **KW)
-    with pytest.raises(ValueError, match="different sweep"):  # lanes would differ in bits
+    with pytest.raises(CheckpointError, match="lane_block.*2 -> 4"):  # lanes differ in bits
         sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, lane_block=4, chunk_size=4)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="must be a folder"):

@@ -16,7 +16,7 @@ import pytest
 from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
 from _sweep_worker import CASES, DIST_CASES
 
-from gradlab.sweep import sweep
+from gradlab.sweeps import sweep
 
 WORKER = Path(__file__).with_name("_sweep_worker.py")
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import gradlab
-from gradlab.sweep import quadratic_train, sweep, sweep_quadratic
+from gradlab.sweeps import quadratic_train, sweep, sweep_quadratic
 
 
 def seed002(dtype=np.float64):

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 import gradlab
-from gradlab.sweep import quadratic_train
+from gradlab.sweeps import quadratic_train
 
 STEPS = 200  # the seed's iters=200 in section 8
 SEED_LRS = [0.001, 0.01, 0.05, 0.2]

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gradlab.cli import UsageError
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -30,12 +32,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     runner = args.dir / "run_all.py"
     if not runner.is_file():
-        print(
+        raise UsageError(
             f"--dir must be a benchmarks folder holding run_all.py; got {args.dir} "
-            "(benchmarks ship with the source checkout, not the wheel)",
-            file=sys.stderr,
+            "(benchmarks ship with the source checkout, not the wheel)"
         )
-        return 2
     if args.list:
         names = sorted(p.stem.removeprefix("bench_") for p in args.dir.glob("bench_*.py"))
         print("\n".join(names))

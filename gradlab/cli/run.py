@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from gradlab.cli import UsageError, check_writable
+
 ENV_VAR = "GRADLAB_EXPERIMENTS_DIR"
 
 
@@ -117,11 +119,9 @@ def add_parser(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        directory = find_experiments_dir(args.experiments_dir)
-    except FileNotFoundError as err:
-        print(f"gradlab run: {err}", file=sys.stderr)
-        return 2
+    """Run the named experiments; usage errors raise :class:`~gradlab.cli.UsageError` (exit
+    status 2, one line), a failed claim returns 1."""
+    directory = find_experiments_dir(args.experiments_dir)
     known = list_experiments(directory)
     if args.list:
         width = max((len(n) for n in known), default=0)
@@ -130,15 +130,11 @@ def main(args: argparse.Namespace) -> int:
         return 0
     names = list(known) if args.all else list(args.names)
     if not names:
-        print("gradlab run: name an experiment, or pass --all or --list", file=sys.stderr)
-        return 2
+        raise UsageError("name an experiment, or pass --all or --list")
     unknown = [n for n in names if n not in known]
     if unknown:
-        print(
-            f"gradlab run: unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    check_writable(args.out, consequence="the experiments' results would be lost")
     status = 0
     for name in names:
         size = "quick" if args.quick else "full"

@@ -18,8 +18,16 @@ grid names). ``experiments/sweeps/linreg_lr.py`` is an example.
 
 The results folder (``--out``, default ``results/sweeps/<file>[-<NAME>]``) receives
 ``table.csv``, ``table.json`` and the figures (``curves.png``, ``frontier.png``,
-``heatmap.png``, when they apply). ``--checkpoint`` keeps a checkpoint in ``<out>/checkpoint``:
-rerunning the same command after an interruption resumes it.
+``heatmap.png``, when they apply); it is checked for writing before the sweep starts.
+``--checkpoint`` keeps a checkpoint in ``<out>/checkpoint``: rerunning the same command after an
+interruption (Ctrl-C, a kill, a crash) resumes it. A rerun after ``train``, its data, the grid
+or the precision changed is refused with what changed; ``--fresh`` discards the checkpoint and
+starts over.
+
+``--set`` values are stored in the table exactly as typed (``0.1`` is the float64 0.1) and given
+to ``train`` in the dtype jax computes in; a value that dtype cannot hold (``1e39`` or ``1e-50``
+in float32, a seed ``2**32`` in int32) is refused. Exit statuses: 0 done, 2 a usage error (one
+line), 3 an internal error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ import importlib.util
 import re
 import sys
 import time
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gradlab.cli import UsageError, check_writable
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _CALL = re.compile(r"^\s*(logspace|linspace|range)\s*\((.*)\)\s*$")
@@ -68,6 +79,8 @@ def parse_values(text: str) -> np.ndarray:
             return f(float(args[0]), float(args[1]), args[2])
         if not 1 <= len(args) <= 3 or not all(isinstance(a, int) for a in args):
             raise ValueError(f"range() takes 1 to 3 integers; got {text!r}")
+        if len(args) == 3 and args[2] == 0:
+            raise ValueError(f"range() step must not be zero; got {text!r}")
         out = np.arange(*args)
         if out.size == 0:
             raise ValueError(f"{text!r} is empty")
@@ -87,6 +100,17 @@ def parse_set(item: str) -> tuple[str, np.ndarray]:
     return name, parse_values(values)
 
 
+def _user_code(path: Path, call):
+    """``call()``, turning an exception raised in the user's file into a one-line
+    :class:`UsageError` that names the file, the line and the error."""
+    try:
+        return call()
+    except Exception as err:  # noqa: BLE001 - any error in the user's code is theirs to fix
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path]
+        where = f"{path}:{frames[-1].lineno}" if frames else str(path)
+        raise UsageError(f"{where}: {type(err).__name__}: {err}") from err
+
+
 def load_spec(target: str) -> tuple[dict, str]:
     """Import ``FILE.py[:NAME]`` and return ``(spec dict, label)``."""
     path_s, _, name = target.partition(":")
@@ -97,7 +121,7 @@ def load_spec(target: str) -> tuple[dict, str]:
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
+    _user_code(path, lambda: spec.loader.exec_module(module))
     if name:
         if not hasattr(module, name):
             raise AttributeError(f"{path_s} has no {name!r}")
@@ -108,7 +132,7 @@ def load_spec(target: str) -> tuple[dict, str]:
         obj = module.make_sweep
     else:
         raise AttributeError(f"{path_s} exposes neither SWEEP (a dict) nor make_sweep() (see -h)")
-    sweep_spec = obj() if callable(obj) else obj
+    sweep_spec = _user_code(path, obj) if callable(obj) else obj
     if not isinstance(sweep_spec, Mapping) or "train" not in sweep_spec or "grid" not in sweep_spec:
         raise TypeError(
             f"{target} must give a dict with 'train' and 'grid' (and optional {SWEEP_KEYS}, "
@@ -122,19 +146,16 @@ def load_spec(target: str) -> tuple[dict, str]:
 
 
 def apply_overrides(grid: Mapping, sets: list[str]) -> dict:
-    """The grid with each ``--set`` applied (names must exist; dtypes of arrays kept)."""
+    """The grid with each ``--set`` applied: names must exist; values are kept as typed
+    (float64 or int64, see the module docstring); an integer entry takes only integers."""
     grid = dict(grid)
     for item in sets:
         name, values = parse_set(item)
         if name not in grid:
             raise ValueError(f"--set {name}=...: {name!r} is not in the sweep's grid {list(grid)}")
-        old = grid[name]
-        if hasattr(old, "dtype") and np.dtype(old.dtype).kind == "f":
-            values = values.astype(old.dtype)
-        elif hasattr(old, "dtype") and np.dtype(old.dtype).kind in "iu":
-            if values.dtype.kind not in "iu":
-                raise ValueError(f"--set {name}=...: {name!r} takes integers; got {values}")
-            values = values.astype(old.dtype)
+        old = np.asarray(grid[name])
+        if old.dtype.kind in "iu" and values.dtype.kind not in "iu":
+            raise ValueError(f"--set {name}=...: {name!r} takes integers; got {values}")
         grid[name] = values
     return grid
 
@@ -172,25 +193,28 @@ def write_outputs(result, out: Path, plots: Mapping[str, Any] | None) -> list[Pa
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gradlab.sweep import sweep
+    from gradlab.sweeps import sweep
 
+    if args.fresh and not args.checkpoint:
+        raise UsageError("--fresh discards a checkpoint: use it with --checkpoint")
     try:
         spec, label = load_spec(args.file)
-        grid = apply_overrides(spec["grid"], args.set or [])
-    except (ValueError, TypeError, AttributeError, FileNotFoundError) as err:
-        print(f"gradlab sweep: {err}", file=sys.stderr)
-        return 2
+    except AttributeError as err:
+        raise UsageError(str(err)) from None
+    grid = apply_overrides(spec["grid"], args.set or [])
     out = Path(args.out) if args.out else Path("results") / "sweeps" / label
     kwargs = {k: spec[k] for k in SWEEP_KEYS if k in spec}
-    if args.precision:
+    if args.precision is not None:
         kwargs["precision"] = args.precision
-    if args.chunk_size:
+    if args.chunk_size is not None:
         kwargs["chunk_size"] = args.chunk_size
+    check_writable(out, ("table.csv", "table.json"), "the sweep would be lost at the end")
     t0 = time.perf_counter()
     result = sweep(
         spec["train"],
         grid,
         checkpoint=out / "checkpoint" if args.checkpoint else None,
+        resume=not args.fresh,
         progress=not args.no_progress,
         **kwargs,
     )
@@ -225,5 +249,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--precision", help="matmul precision (default: the file's, else 'highest')")
     p.add_argument("--chunk-size", type=int, help="configurations per compiled call")
     p.add_argument("--checkpoint", action="store_true", help="checkpoint to <out>/checkpoint")
+    p.add_argument(
+        "--fresh", action="store_true", help="with --checkpoint: discard it and start over"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

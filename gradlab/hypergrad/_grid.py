@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 from gradlab.hypergrad import _implicit as imp
 from gradlab.hypergrad import _problem
 from gradlab.hypergrad import _unrolled as unr
-from gradlab.sweep import SweepResult, sweep
+from gradlab.sweeps import SweepResult, sweep
 
 PyTree = Any
 METHODS = ("implicit", "unrolled")

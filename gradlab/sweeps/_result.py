@@ -26,8 +26,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from gradlab.sweep import _analysis
-from gradlab.sweep._grid import Grid
+from gradlab.sweeps import _analysis
+from gradlab.sweeps._grid import Grid
 
 
 def is_fit_like(out: Any) -> bool:
@@ -247,7 +247,7 @@ class SweepResult:
         metrics: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Statistics of each metric over groups of rows: mean, std, count (eq. (1) of
-        ``gradlab.sweep._analysis``).
+        ``gradlab.sweeps._analysis``).
 
         Args:
           by: the grid names that define a group. Default: every name not in ``over``.

@@ -8,6 +8,16 @@ enumerated in C order (the last name varies fastest, as ``itertools.product``), 
 grid pairs the i-th values, :math:`G = \{(V_1[i], \dots, V_m[i])\}_i` with all
 :math:`|V_j|` equal. Either way the grid is stored *stacked*: one array of shape ``(|G|,)`` per
 name, the leading axis being the configuration axis that ``sweep`` vmaps over.
+
+Values are stored exactly as given (Python floats as float64, ints as int64, arrays in their own
+dtype), so a table's ``row["l2"] == 0.1`` holds. ``train`` receives them in the dtype jax
+computes in, :math:`c(v)` (float32 / int32 unless x64 is on), and a value :math:`v` is refused
+unless that cast keeps it, up to float rounding:
+
+.. math::  c(v) \text{ finite}, \qquad v \ne 0 \Rightarrow |c(v)| \ge
+           \text{smallest normal}, \qquad v \text{ integer} \Rightarrow c(v) = v          \tag{2}
+
+(``1e39`` overflows float32, ``1e-50`` becomes 0, the seed ``2**32`` wraps to 0 in int32.)
 """
 
 from __future__ import annotations
@@ -46,6 +56,11 @@ class Grid:
         """Configuration ``i`` as ``{name: scalar}`` (NumPy scalars of the stacked dtypes)."""
         return {k: self.values[k][i] for k in self.names}
 
+    def compute_values(self) -> dict[str, np.ndarray]:
+        """The values as ``train`` receives them, in jax's dtype (eq. (2)); ``ValueError`` for a
+        value that dtype cannot hold."""
+        return {k: to_compute_dtype(k, self.values[k]) for k in self.names}
+
     def fingerprint(self) -> str:
         """SHA-256 of names, dtypes, values and combine mode: equal iff the grids are equal."""
         h = hashlib.sha256()
@@ -63,7 +78,7 @@ def _as_values(name: str, values) -> np.ndarray:
             f"grid[{name!r}] must be a sequence or 1-D array of numbers; got {values!r}"
         )
     if isinstance(values, range):
-        values = list(values)
+        values = np.arange(values.start, values.stop, values.step, dtype=np.int64)
     elif np.ndim(values) == 0 and not isinstance(values, list | tuple):
         raise TypeError(
             f"grid[{name!r}] must be a sequence or 1-D array of numbers (wrap a single value in "
@@ -71,28 +86,73 @@ def _as_values(name: str, values) -> np.ndarray:
         )
     try:
         a = np.asarray(values)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:
         raise TypeError(
             f"grid[{name!r}] must be a 1-D sequence of numbers; got {values!r} ({err})"
         ) from None
-    if a.dtype.kind not in "biuf":
+    if not _is_number_dtype(a.dtype):
         raise TypeError(
             f"grid[{name!r}] must hold numbers (bool, int or float), since it becomes an array "
-            f"that train receives inside jit; got dtype {a.dtype} from {values!r}"
+            f"that train receives inside jit; got dtype {a.dtype} from {values!r:.80}"
         )
     if a.ndim != 1:
         raise ValueError(f"grid[{name!r}] must be 1-D (one value per entry); got shape {a.shape}")
     if a.shape[0] == 0:
         raise ValueError(f"grid[{name!r}] is empty: a sweep needs at least one value per name")
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        bad = int(np.argwhere(~np.isfinite(a))[0, 0])
+    if _is_float(a.dtype) and not np.all(np.isfinite(a.astype(np.float64))):
+        bad = int(np.argwhere(~np.isfinite(a.astype(np.float64)))[0, 0])
         raise ValueError(f"grid[{name!r}] must be finite; got {a[bad]} at index {bad}")
-    # The dtype train sees: jax's default for the kind (float32 unless x64 is on), so a lane and
-    # a lone run given the same Python number get the same bits. Arrays keep their own dtype
-    # when jax has it (float64 becomes float32 without x64, as jnp.asarray would make it).
-    if not hasattr(values, "dtype"):
-        return np.asarray(jnp.asarray(a))
-    return a.astype(jax.dtypes.canonicalize_dtype(a.dtype), copy=False)
+    return a  # as given: Python floats float64, ints int64, arrays their own dtype
+
+
+def _is_float(dtype) -> bool:
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def _is_number_dtype(dtype) -> bool:
+    return dtype == np.bool_ or bool(jnp.issubdtype(dtype, jnp.integer)) or _is_float(dtype)
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype jax computes a stored dtype in: itself, or its 32-bit kin with x64 off."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def to_compute_dtype(name: str, a: np.ndarray) -> np.ndarray:
+    r"""``a`` cast to :func:`compute_dtype`, refusing any value the cast would change beyond
+    rounding: an integer that wraps, a float that overflows to inf or falls below the smallest
+    normal number (XLA flushes subnormals to zero), eq. (2) of the module docstring."""
+    dt = compute_dtype(a.dtype)
+    if dt == a.dtype:
+        return a
+    why = (
+        f"jax computes in {dt} here (x64 is off); enable it with "
+        "jax.config.update('jax_enable_x64', True), or rescale the hyperparameter"
+    )
+    if not _is_float(a.dtype):
+        cast = a.astype(dt)
+        bad = cast.astype(a.dtype) != a
+        if bad.any():
+            i = int(np.argmax(bad))
+            info = np.iinfo(dt)
+            raise ValueError(
+                f"grid[{name!r}] value {a[i]} (index {i}) does not fit {dt} "
+                f"[{info.min}, {info.max}]: it would wrap to {cast[i]}; {why}"
+            )
+        return cast
+    with np.errstate(over="ignore", under="ignore"):
+        cast = a.astype(dt)
+    tiny = np.finfo(dt).smallest_normal
+    over = ~np.isfinite(cast)
+    under = (a != 0) & (np.abs(cast) < tiny)
+    for bad, what in (
+        (over, f"overflows {dt} (max {np.finfo(dt).max:.4g})"),
+        (under, f"underflows {dt} (smallest normal {tiny:.4g})"),
+    ):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"grid[{name!r}] value {a[i].item()!r} (index {i}) {what}; {why}")
+    return cast
 
 
 def make_grid(grid: Mapping | Grid, combine: str = "product") -> Grid:

@@ -45,6 +45,7 @@ Use ``sweep`` with a ``gradlab.fit`` train function there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -54,9 +55,9 @@ import numpy as np
 from jax import lax
 
 from gradlab import _validate as v
-from gradlab.sweep._grid import Grid, make_grid
-from gradlab.sweep._result import SweepResult
-from gradlab.sweep._run import sweep
+from gradlab.sweeps._grid import Grid, make_grid
+from gradlab.sweeps._result import SweepResult
+from gradlab.sweeps._run import sweep
 
 HPARAMS = ("lr", "l2", "momentum", "seed")
 PATHS = ("gram", "data")
@@ -93,6 +94,98 @@ def _check(X, y, steps, record_every, w0):
         v.check_finite("w0", w0)
 
 
+class _Problem(NamedTuple):
+    """What one configuration's run of (5) needs besides its hyperparameters."""
+
+    X: jax.Array  # (n, d)
+    y: jax.Array  # (n,)
+    G: jax.Array  # (d, d), eq. (2)
+    c: jax.Array  # (d,)
+    s: jax.Array  # ()
+    w_init: jax.Array  # (d,)
+    bound: float  # divergence bound on the recorded loss
+    record_steps: jax.Array  # (steps / record_every,)
+    steps: int
+    record_every: int
+    path: str
+
+
+class _Hparams(NamedTuple):
+    lr: jax.Array
+    l2: jax.Array | None  # lambda of (1), None when not in the grid
+    beta: jax.Array | None  # momentum of (5), None when not in the grid
+
+
+def _hparams(hparams: Mapping[str, jax.Array], dt) -> _Hparams:
+    unknown = set(hparams) - set(HPARAMS)
+    if "lr" not in hparams or unknown:
+        raise ValueError(
+            f"quadratic_train's hparams are 'lr' (required), 'l2', 'momentum' (and 'seed', "
+            f"ignored); got {sorted(hparams)}"
+        )
+
+    def get(name):
+        return jnp.asarray(hparams[name]).astype(dt) if name in hparams else None
+
+    return _Hparams(get("lr"), get("l2"), get("momentum"))
+
+
+def _penalty(h: _Hparams, w):
+    return jnp.zeros((), w.dtype) if h.l2 is None else h.l2 * (w @ w)
+
+
+def _update(h: _Hparams, w, vel, g):  # (5)
+    if h.l2 is not None:
+        g = g + 2.0 * h.l2 * w
+    if h.beta is not None:
+        vel = h.beta * vel + g
+        g = vel
+    return w - h.lr * g, vel
+
+
+def _scan_gram(p: _Problem, h: _Hparams):
+    def step(carry, _):
+        w, vel, Gw = carry
+        w, vel = _update(h, w, vel, 2.0 * (Gw - p.c))  # (3)
+        Gw = p.G @ w  # G symmetric: w @ G == G @ w
+        loss = w @ Gw - 2.0 * (p.c @ w) + p.s + _penalty(h, w)  # (3)
+        return (w, vel, Gw), loss
+
+    carry0 = (p.w_init, jnp.zeros_like(p.w_init), p.G @ p.w_init)
+    return lax.scan(step, carry0, None, length=p.steps)
+
+
+def _scan_data(p: _Problem, h: _Hparams):
+    n = p.X.shape[0]
+
+    def step(carry, _):
+        w, vel, r = carry
+        w, vel = _update(h, w, vel, (2.0 / n) * (r @ p.X))  # (4), r @ X == X^T r
+        r = p.X @ w - p.y
+        loss = (r @ r) / n + _penalty(h, w)  # (4)
+        return (w, vel, r), loss
+
+    carry0 = (p.w_init, jnp.zeros_like(p.w_init), p.X @ p.w_init - p.y)
+    return lax.scan(step, carry0, None, length=p.steps)
+
+
+def _run(p: _Problem, hparams: Mapping[str, jax.Array], key: jax.Array) -> QuadraticFit:
+    """One configuration: (5) on (1) by the Gram path (3) or the data path (4)."""
+    del key  # full batch: deterministic
+    h = _hparams(hparams, p.X.dtype)
+    (w, _, _), losses = (_scan_gram if p.path == "gram" else _scan_data)(p, h)
+    hist = losses[p.record_every - 1 :: p.record_every]
+    diverged = ~jnp.all(jnp.isfinite(losses)) | jnp.any(losses > p.bound)
+    return QuadraticFit(
+        params=w,
+        history={"loss": hist},
+        history_steps=p.record_steps,
+        loss=losses[-1],
+        diverged=diverged,
+        steps_taken=jnp.asarray(p.steps, jnp.int32),
+    )
+
+
 def quadratic_train(
     X: jax.Array,
     y: jax.Array,
@@ -125,8 +218,7 @@ def quadratic_train(
     y = jnp.asarray(y)
     _check(X, y, steps, record_every, w0)
     n, d = X.shape
-    dt = X.dtype
-    w_init = jnp.zeros(d, dt) if w0 is None else jnp.asarray(w0, dt)
+    w_init = jnp.zeros(d, X.dtype) if w0 is None else jnp.asarray(w0, X.dtype)
     with jax.default_matmul_precision("highest"):
         G = (X.T @ X) / n  # (2), once
         c = (y @ X) / n
@@ -135,63 +227,8 @@ def quadratic_train(
         j0 = (r0 @ r0) / n
     bound = 1e6 * max(float(j0), 1.0) if divergence_bound is None else float(divergence_bound)
     record_steps = jnp.arange(record_every, steps + 1, record_every, dtype=jnp.int32)
-
-    def train(hparams: Mapping[str, jax.Array], key: jax.Array) -> QuadraticFit:
-        del key  # full batch: deterministic
-        unknown = set(hparams) - set(HPARAMS)
-        if "lr" not in hparams or unknown:
-            raise ValueError(
-                f"quadratic_train's hparams are 'lr' (required), 'l2', 'momentum' (and 'seed', "
-                f"ignored); got {sorted(hparams)}"
-            )
-        lr = jnp.asarray(hparams["lr"]).astype(dt)
-        l2 = jnp.asarray(hparams["l2"]).astype(dt) if "l2" in hparams else None
-        beta = jnp.asarray(hparams["momentum"]).astype(dt) if "momentum" in hparams else None
-
-        def penalty(w):
-            return jnp.zeros((), dt) if l2 is None else l2 * (w @ w)
-
-        def update(w, vel, g):  # (5)
-            if l2 is not None:
-                g = g + 2.0 * l2 * w
-            if beta is not None:
-                vel = beta * vel + g
-                g = vel
-            return w - lr * g, vel
-
-        if path == "gram":
-
-            def step(carry, _):
-                w, vel, Gw = carry
-                w, vel = update(w, vel, 2.0 * (Gw - c))  # (3)
-                Gw = G @ w  # G symmetric: w @ G == G @ w
-                loss = w @ Gw - 2.0 * (c @ w) + s + penalty(w)  # (3)
-                return (w, vel, Gw), loss
-
-            carry0 = (w_init, jnp.zeros_like(w_init), G @ w_init)
-        else:
-
-            def step(carry, _):
-                w, vel, r = carry
-                w, vel = update(w, vel, (2.0 / n) * (r @ X))  # (4), r @ X == X^T r
-                r = X @ w - y
-                loss = (r @ r) / n + penalty(w)  # (4)
-                return (w, vel, r), loss
-
-            carry0 = (w_init, jnp.zeros_like(w_init), X @ w_init - y)
-        (w, _, _), losses = lax.scan(step, carry0, None, length=steps)
-        hist = losses[record_every - 1 :: record_every]
-        diverged = ~jnp.all(jnp.isfinite(losses)) | jnp.any(losses > bound)
-        return QuadraticFit(
-            params=w,
-            history={"loss": hist},
-            history_steps=record_steps,
-            loss=losses[-1],
-            diverged=diverged,
-            steps_taken=jnp.asarray(steps, jnp.int32),
-        )
-
-    return train
+    problem = _Problem(X, y, G, c, s, w_init, bound, record_steps, steps, record_every, path)
+    return functools.partial(_run, problem)
 
 
 def sweep_quadratic(
