@@ -6,6 +6,14 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 
 from gradlab import derivations, optim
 from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
+from gradlab.check import (
+    audit_rules,
+    check_grad_of_grad,
+    check_jacobian,
+    check_jvp,
+    check_rules,
+    check_vjp,
+)
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
     IllConditionedWarning,
@@ -30,6 +38,12 @@ __all__ = [
     "assert_grad",
     "check_grad",
     "check_hessian",
+    "audit_rules",
+    "check_grad_of_grad",
+    "check_jacobian",
+    "check_jvp",
+    "check_rules",
+    "check_vjp",
     "REGISTRY",
     "Derivation",
     "derivations",

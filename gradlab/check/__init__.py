@@ -39,7 +39,28 @@ from gradlab.check._legacy_report import (
 from gradlab.check._problem import Problem
 from gradlab.check._verdict import Example, Finding, Verdict
 
+# vector functions and custom rules (issue 13)
+from gradlab.check._audit import AuditReport, RuleCheck, audit_rules  # noqa: E402
+from gradlab.check._second_order import check_grad_of_grad  # noqa: E402
+from gradlab.check._vector_api import (  # noqa: E402
+    check_jacobian,
+    check_jvp,
+    check_rules,
+    check_vjp,
+)
+from gradlab.check._vector_report import Location, VectorReport  # noqa: E402
+
 __all__ = [
+    "AuditReport",
+    "Location",
+    "RuleCheck",
+    "VectorReport",
+    "audit_rules",
+    "check_grad_of_grad",
+    "check_jacobian",
+    "check_jvp",
+    "check_rules",
+    "check_vjp",
     "Blame",
     "DtypeVerdict",
     "Element",
