@@ -28,15 +28,17 @@ from gradlab.check._blame import Blame
 from gradlab.check._finite_differences import FiniteDifferences, finite_differences
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
 from gradlab.check._hessian import check_hessian
-from gradlab.check._legacy_report import (
+from gradlab.check._problem import Problem
+from gradlab.check._report import (
+    Convention,
     DtypeVerdict,
     Element,
     GradReport,
+    HessianReport,
     Kink,
     LeafReport,
     NonFinite,
 )
-from gradlab.check._problem import Problem
 from gradlab.check._verdict import Example, Finding, Verdict
 
 # vector functions and custom rules (issue 13)
@@ -62,6 +64,7 @@ __all__ = [
     "check_rules",
     "check_vjp",
     "Blame",
+    "Convention",
     "DtypeVerdict",
     "Element",
     "Example",
@@ -69,6 +72,7 @@ __all__ = [
     "Finding",
     "GradReport",
     "GradientMismatch",
+    "HessianReport",
     "Kink",
     "LeafReport",
     "NonFinite",

@@ -125,7 +125,7 @@ def _example(v: Verdict) -> str:
     if e is None:
         return ""
     h, a = fmt_pair(e.hand, e.autodiff)
-    fd = "-" if e.fd is None else f"{e.fd:.{digits_to_show(e.fd, e.autodiff)}g}"
+    fd = "-" if e.fd is None else f"{e.fd:.{digits_to_show(e.hand, e.autodiff)}g}"
     diff = e.hand - e.autodiff if math.isfinite(e.hand - e.autodiff) else float("nan")
     text = (
         f"e.g. {v.path}{list(e.index)}: hand {h}, autodiff {a} (hand - autodiff {diff:.3g}), "
@@ -154,7 +154,8 @@ def _ok(v: Verdict) -> str:
 
 def _with_example(kind_text: str, why: str) -> object:
     def make(v: Verdict) -> str:
-        return f"{kind_text}: {_counted(v, 'differ')}; {why}; {_example(v)}"
+        extra = f" ({v.detail})" if v.detail else ""
+        return f"{kind_text}: {_counted(v, 'differ')}; {why}{extra}; {_example(v)}"
 
     return make
 
