@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.check import _rules, _vector_check, _vector_problem
-from gradlab.check._grad import _seed_of
+from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._report import _Data
 from gradlab.check._rules import RuleSite
 from gradlab.check._vector import Kind
@@ -289,30 +289,37 @@ def _whole(fn, args, argnums, references, opts, checks) -> VectorReport | None:
 
 
 def _verdicts(checks, whole_report, sites) -> list[Verdict]:
+    """The failing verdicts of each rule, their paths prefixed by the rule's label."""
     out = []
     for c in checks:
-        if not c.ok:
-            out.append(
-                Verdict(
-                    c.kind
-                    if c.kind in (Finding.UNCHECKED_RULE, Finding.RULE_NOT_DIFFERENTIABLE)
-                    else c.kind,
-                    c.label,
-                    detail=c.reason
-                    or "; ".join(
-                        str(v) for v in (c.report.verdicts if c.report else ()) if v.failing
-                    )[:300],
-                )
-            )
-    if not out and (whole_report is None or whole_report.ok):
-        out.append(
-            Verdict(
-                Finding.OK,
-                count=len(sites),
-                detail="custom-rule call(s): each rule equals autodiff of its primal",
-            )
-        )
+        if c.ok:
+            continue
+        if c.report is None:
+            out.append(Verdict(c.kind, c.label, detail=c.reason))
+            continue
+        out += _prefixed(c.report, c.label)
+    if whole_report is not None and not whole_report.ok:
+        out += _prefixed(whole_report, "whole function")
+    if not out:
+        entries = sum(_entries(c) for c in checks)
+        detail = f"in {len(sites)} custom-rule call(s): each rule equals autodiff of its primal"
+        out.append(Verdict(Finding.OK, count=entries, detail=detail))
     return out
+
+
+def _prefixed(report: VectorReport, label: str) -> list[Verdict]:
+    skip = (Finding.DERIVATION_ERROR, Finding.PRECISION_ONLY, Finding.FAST_RERUN)
+    return [
+        dataclasses.replace(v, path=f"{label}: {v.path}")
+        for v in report.verdicts
+        if v.failing and v.kind not in skip
+    ]
+
+
+def _entries(c: RuleCheck) -> int:
+    if c.report is None:
+        return 0
+    return sum(int(np.prod(leaf.shape, dtype=np.int64)) for leaf in c.report.leaves)
 
 
 def _check_references(references):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -93,7 +94,19 @@ def _describe(eqn, where, site) -> RuleSite:
     else:
         kind = RuleKind.VJP
         rule = f"{_fn_name(eqn.params.get('fwd_jaxpr_thunk'))}/{_fn_name(eqn.params.get('bwd'))}"
-    return RuleSite(kind, str(name), source or "?", rule, tuple(where), site, eqn)
+    return RuleSite(kind, str(name), _relative(source) or "?", rule, tuple(where), site, eqn)
+
+
+def _relative(source: str) -> str:
+    """``file:line`` with the file relative to the working directory when it lies below it."""
+    path, _, line = source.rpartition(":")
+    if not path:
+        return source
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return source
+    return f"{path if rel.startswith('..') else rel}:{line}"
 
 
 def _subjaxprs(params) -> list[tuple[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 import jax
 
 from gradlab.check import _rules, _vector_check
-from gradlab.check._grad import _seed_of
+from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._vector import Kind
 from gradlab.check._vector_check import Options
 from gradlab.check._vector_report import VectorReport

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradlab.check import _tree, _witnesses
+from gradlab.check import _differences, _tree
 from gradlab.check._complex import Layout
 
 
@@ -304,10 +304,10 @@ def differences(spec: Spec, wide_args, T: np.ndarray, h: np.ndarray) -> Differen
 
 def column_steps(x: np.ndarray, dtype) -> np.ndarray:
     """Per-coordinate power-of-two steps ``h ~ eps^(1/5) max(1, |x|)`` (``_witnesses``)."""
-    return _witnesses.steps(np.asarray(x), dtype)
+    return _differences.steps(np.asarray(x), dtype)
 
 
 def direction_step(x: np.ndarray, dtype) -> float:
     """One step for a unit-scale direction: ``eps^(1/5) max(1, max |x|)``."""
     scale = max(1.0, float(np.max(np.abs(x)))) if np.size(x) else 1.0
-    return float(_witnesses.steps(np.asarray([scale]), dtype)[0])
+    return float(_differences.steps(np.asarray([scale]), dtype)[0])

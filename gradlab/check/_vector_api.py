@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gradlab.check._grad import _seed_of
+from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._vector import Kind
 from gradlab.check._vector_check import DEFAULT_BUDGET, Options, run
 from gradlab.check._vector_report import VectorReport

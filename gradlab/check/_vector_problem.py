@@ -3,6 +3,7 @@ malformed function or rule fails with a message naming what came, before anythin
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import jax
@@ -50,7 +51,25 @@ def output_struct(f: Callable, args: tuple):
     return out
 
 
-def input_layout(args: tuple, argnums) -> _complex.Layout:
+def argument_names(f: Callable, nargs: int) -> list[str] | None:
+    """``f``'s positional parameter names (for ``args[i]`` in reports), when it has them all."""
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in params if p.kind in kinds]
+    return names[:nargs] if len(names) >= nargs else None
+
+
+def _rename(path: str, names: list[str] | None) -> str:
+    if names is None or not path.startswith("args["):
+        return path
+    i = int(path[5 : path.index("]")])
+    return names[i] + path[path.index("]") + 1 :]
+
+
+def input_layout(args: tuple, argnums, names: list[str] | None = None) -> _complex.Layout:
     params = _tree.get_params(args, argnums)
     leaves = _tree.describe(params, argnums)
     if not leaves:
@@ -62,7 +81,7 @@ def input_layout(args: tuple, argnums) -> _complex.Layout:
                 f"differentiated; got dtype {leaf.dtype}"
             )
     paths = [
-        p if p.startswith("args[") else _tree.arg_name(argnums) + p
+        _rename(p if p.startswith("args[") else _tree.arg_name(argnums) + p, names)
         for p in _tree.leaf_paths(params, argnums)
     ]
     return _complex.layout(params, paths)
@@ -155,7 +174,7 @@ def spec(
     if not args:
         raise ValueError("the check needs f's arguments after f and the rule; got none")
     argnums = _tree.normalize_argnums(argnums, len(args))
-    inputs = input_layout(args, argnums)
+    inputs = input_layout(args, argnums, argument_names(f, len(args)))
     out = output_struct(f, args)
     outputs = _complex.layout(out, output_paths(out))
     if kind is Kind.JACOBIAN and (inputs.any_complex or outputs.any_complex):
