@@ -105,7 +105,7 @@ def make_layer_norm(bug: bool = False):
 
     def layer_norm_bwd(res, g):
         xhat, r, gamma = res
-        dxhat = g * gamma
+        dxhat = g * gamma[None, :]
         axis = 0 if bug else -1  # the bug: the factor reduced over the transposed axis
         dx = r * (
             dxhat
@@ -123,7 +123,7 @@ def _ln_forward(x, gamma, beta):
     var = jnp.mean((x - mu) ** 2, axis=-1, keepdims=True)
     r = jax.lax.rsqrt(var + EPS_LN)
     xhat = (x - mu) * r
-    return gamma * xhat + beta, xhat, r
+    return gamma[None, :] * xhat + beta[None, :], xhat, r
 
 
 # ---- 3. blocked ("flash") attention (custom_vjp) --------------------------------------------------

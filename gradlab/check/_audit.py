@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.check import _rules, _vector_check, _vector_problem
-from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._report import _Data
 from gradlab.check._rules import RuleSite
+from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._vector import Kind
 from gradlab.check._vector_check import Copy, Options
 from gradlab.check._vector_report import VectorReport
@@ -77,6 +77,7 @@ class AuditReport(_Data):
     rules: tuple[RuleCheck, ...]
     whole: VectorReport | None
     verdicts: tuple[Verdict, ...]
+    whole_skipped: str = ""  # why the whole-function check did not run ("" when it ran)
 
     def __bool__(self) -> bool:
         return bool(self.ok)
@@ -97,6 +98,8 @@ class AuditReport(_Data):
                 f"  {'ok  ' if self.whole.ok else 'FAIL'} whole function: derivative with its "
                 f"rules {'equals' if self.whole.ok else 'differs from'} the one without them"
             )
+        if self.whole_skipped:
+            lines.append(f"  --   whole function not checked: {self.whole_skipped}")
         lines += [f"- {v}" for v in self.verdicts]
         return "\n".join(lines)
 
@@ -247,13 +250,14 @@ def audit_rules(
     references = _check_references(references)
     opts = Options(mode=mode, rtol=rtol, seed=_seed_of(key))
     sites, operands = _sites(fn, args)
-    wargs = _vector_problem.wide_args(tuple(args), 0)
-    wide_sites, wide_ops = _sites(fn, wargs)
     narrow = any(
         np.finfo(jnp.result_type(x)).eps > np.finfo(np.float64).eps
         for x in jax.tree.leaves(args)
         if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
     )
+    wide_sites, wide_ops = [], {}
+    if narrow:  # the float64 twin of each call: fn re-traced at float64 arguments
+        wide_sites, wide_ops = _sites(fn, _vector_problem.wide_args(tuple(args), 0))
     checks = []
     for j, site in enumerate(sites):
         ops = operands.get(id(site.eqn))
@@ -262,17 +266,21 @@ def audit_rules(
             twin = (wide_sites[j], wide_ops.get(id(wide_sites[j].eqn)))
             twin = twin if twin[1] is not None else None
         checks.append(check_site(site, ops, twin, references, opts))
-    whole_report = _whole(fn, args, argnums, references, opts, checks) if whole else None
+    whole_report, skipped = None, "whole=False"
+    if whole:
+        whole_report, skipped = _whole(fn, args, argnums, references, opts, checks)
     verdicts = _verdicts(checks, whole_report, sites)
     ok = all(c.ok for c in checks) and (whole_report is None or whole_report.ok)
-    return AuditReport(bool(ok), tuple(checks), whole_report, tuple(verdicts))
+    return AuditReport(bool(ok), tuple(checks), whole_report, tuple(verdicts), skipped)
 
 
-def _whole(fn, args, argnums, references, opts, checks) -> VectorReport | None:
-    if any(c.kind is Finding.UNCHECKED_RULE for c in checks):
-        return None
+def _whole(fn, args, argnums, references, opts, checks) -> tuple[VectorReport | None, str]:
+    """The whole function with its rules against without them; or why that cannot run."""
+    unchecked = [c.name for c in checks if c.kind is Finding.UNCHECKED_RULE]
+    if unchecked:
+        return None, f"rule(s) {', '.join(unchecked)} could not be removed or checked"
     try:
-        return _vector_check.run(
+        report = _vector_check.run(
             Kind.OWN,
             fn,
             None,
@@ -282,10 +290,10 @@ def _whole(fn, args, argnums, references, opts, checks) -> VectorReport | None:
             opts,
             "whole function",
         )
-    except Exception:  # noqa: BLE001 - the per-rule checks already say which rule cannot run
-        if any(c.kind is Finding.RULE_NOT_DIFFERENTIABLE for c in checks):
-            return None
-        raise
+    except (ValueError, TypeError, NotImplementedError) as err:
+        first = str(err).strip().splitlines()
+        return None, f"{type(err).__name__}: {first[0] if first else ''}"[:240]
+    return report, ""
 
 
 def _verdicts(checks, whole_report, sites) -> list[Verdict]:
