@@ -126,7 +126,7 @@ def _ln_forward(x, gamma, beta):
     return gamma[None, :] * xhat + beta[None, :], xhat, r
 
 
-# ---- 3. blocked ("flash") attention (custom_vjp) --------------------------------------------------
+# ---- 3. blocked ("flash") attention (custom_vjp) ------------------------------------------
 
 
 def _masked_scores(q, kb, start, causal: bool, scale):
@@ -211,7 +211,7 @@ def attention(q, k, v, causal: bool = False):
     return jax.nn.softmax(s, axis=-1) @ v
 
 
-# ---- 4. fixed-point (implicit) layer (custom_vjp) --------------------------------------------------
+# ---- 4. fixed-point (implicit) layer (custom_vjp) ------------------------------------------
 
 FIXED_POINT_ITERS = 80
 

@@ -5,10 +5,14 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import derivations, optim
-from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
 from gradlab.check import (
+    GradientMismatch,
+    GradReport,
+    assert_grad,
     audit_rules,
+    check_grad,
     check_grad_of_grad,
+    check_hessian,
     check_jacobian,
     check_jvp,
     check_rules,

@@ -171,3 +171,31 @@ def test_bad_mode_and_integer_input():
         check_vjp(jnp.sin, lambda x, ct: ct, jnp.ones(2), mode="slow")
     with pytest.raises(TypeError, match="floating or complex array"):
         check_vjp(lambda n: n * 1.0, lambda n, ct: ct, jnp.arange(3))
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+
+def test_cli_check_kind_vjp_and_audit(tmp_path, capsys):
+    from gradlab.cli import main
+
+    mod = tmp_path / "rules_cli.py"
+    mod.write_text(
+        "import jax, jax.numpy as jnp\n"
+        "def f(x):\n    return {'a': jnp.sin(x), 'b': jnp.sum(x ** 2)}\n"
+        "def bad_vjp(x, ct):\n    return jnp.cos(x) * ct['a'] + x * ct['b']\n"
+        "def make_args():\n    return (jnp.linspace(0.0, 1.0, 3),)\n"
+        "@jax.custom_jvp\ndef g(x):\n    return jnp.tanh(x)\n"
+        "g.defjvp(lambda p, t: (g(p[0]), (1 - g(p[0])) * t[0]))\n"
+        "def loss(x):\n    return jnp.sum(g(x) ** 2)\n"
+    )
+    out_json = tmp_path / "vjp.json"
+    argv = ["check", f"{mod}:f", f"{mod}:bad_vjp", "--kind", "vjp", "--args", f"{mod}:make_args"]
+    assert main([*argv, "--json", str(out_json)]) == 1
+    assert "hand bug" in capsys.readouterr().out
+    import json
+
+    loc = json.loads(out_json.read_text())["locations"][0]
+    assert (loc["output"], loc["input"], loc["kind"]) == ("out['b']", "x", "hand bug")
+    assert main(["audit", f"{mod}:loss", "--args", f"{mod}:make_args", "--mode", "fast"]) == 1
+    assert "FAIL g (custom_jvp at" in capsys.readouterr().out

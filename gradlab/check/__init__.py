@@ -24,6 +24,7 @@ outlives a call:
    their fields; rendering (``_render``) is apart from the data.
 """
 
+from gradlab.check._audit import AuditReport, RuleCheck, audit_rules
 from gradlab.check._blame import Blame
 from gradlab.check._finite_differences import FiniteDifferences, finite_differences
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
@@ -39,18 +40,15 @@ from gradlab.check._report import (
     LeafReport,
     NonFinite,
 )
-from gradlab.check._verdict import Example, Finding, Verdict
-
-# vector functions and custom rules (issue 13)
-from gradlab.check._audit import AuditReport, RuleCheck, audit_rules  # noqa: E402
-from gradlab.check._second_order import check_grad_of_grad  # noqa: E402
-from gradlab.check._vector_api import (  # noqa: E402
+from gradlab.check._second_order import check_grad_of_grad
+from gradlab.check._vector_api import (
     check_jacobian,
     check_jvp,
     check_rules,
     check_vjp,
 )
-from gradlab.check._vector_report import Location, VectorReport  # noqa: E402
+from gradlab.check._vector_report import Location, VectorReport
+from gradlab.check._verdict import Example, Finding, Verdict
 
 __all__ = [
     "AuditReport",

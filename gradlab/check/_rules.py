@@ -16,7 +16,8 @@ transformations of a traced function make such a rule checkable:
            \qquad D\,\mathrm{strip}(f) = \text{autodiff of the implementation}          \tag{1}
 
 Rules JAX itself defines (``jnp.logaddexp``, ``jax.nn.relu``) are neither reported nor removed:
-they define what ``jax.grad`` means at their kinks. Higher-order primitives are handled by inlining (``jit``, ``checkpoint``) or by re-tracing their
+they define what ``jax.grad`` means at their kinks. Higher-order primitives are handled by
+inlining (``jit``, ``checkpoint``) or by re-tracing their
 bodies with the visitor and binding them again (``scan``, ``cond``, ``while``); any other
 primitive whose body holds a rule raises ``NotImplementedError`` naming it (never a silent skip).
 """

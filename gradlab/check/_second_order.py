@@ -41,7 +41,7 @@ def check_grad_of_grad(
     key: Any = None,
     directions: int = 2,
 ) -> VectorReport:
-    """Check that JAX's derivative of the hand gradient ``grad`` is the Hessian of ``loss``, eq. (1).
+    """Check that JAX's derivative of the hand gradient is the Hessian of ``loss``, eq. (1).
 
     Args:
       loss: ``loss(*args)``, a real scalar.

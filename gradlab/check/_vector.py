@@ -1,4 +1,4 @@
-r"""The three witnesses of a vector function's derivative: the hand rule, autodiff, finite differences.
+r"""The three witnesses of a vector function's derivative: hand rule, autodiff, differences.
 
 A function :math:`f:\mathbb R^n\to\mathbb R^m` (pytrees flattened to real vectors, complex
 leaves as two real coordinates, ``_complex`` eq. (1)) has Jacobian :math:`J`. The witnesses are

@@ -40,7 +40,7 @@ def check_vjp(
     memory_budget: int = DEFAULT_BUDGET,
     n_worst: int = 3,
 ) -> VectorReport:
-    r"""Check a hand VJP :math:`u \mapsto u^\top J` of ``f`` against autodiff and finite differences.
+    r"""Check a hand VJP :math:`u \mapsto u^\top J` of ``f`` against autodiff and differences.
 
     Args:
       f: ``f(*args)`` returns a pytree of inexact arrays (real or complex).

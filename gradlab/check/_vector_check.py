@@ -230,7 +230,7 @@ def _probe_block(p, pr, fd_t, U, T, out, inp, opts) -> BlockJudgement:
     return judge_block(o, i, hand, auto, fd, p.rtol, opts.atol, eps)
 
 
-# ---- the report ------------------------------------------------------------------------------------
+# ---- the report ---------------------------------------------------------------------------
 
 
 def _assemble(p, blocks, reruns, extra, opts, rule, checked) -> VectorReport:
@@ -275,7 +275,7 @@ def _assemble(p, blocks, reruns, extra, opts, rule, checked) -> VectorReport:
     )
 
 
-# ---- the driver ------------------------------------------------------------------------------------
+# ---- the driver ---------------------------------------------------------------------------
 
 
 def _precision(spec_args, rtol) -> Precision:

@@ -6,6 +6,7 @@ Usage::
     gradlab check mse_mean l1 --float32   # some of them, in float32 (plus a float64 copy)
     gradlab check mymod:loss mymod:grad --args mymod:make_args [--argnums 0] [--json out.json]
     gradlab check mymod:loss mymod:grad --args point.npz
+    gradlab check mymod:f mymod:f_vjp --kind vjp --args mymod:make_args   # any function's rule
 
 A user's derivation is two ``module:attribute`` references (the module is imported from the
 current directory or ``sys.path``; ``path/to/file.py:name`` works too). Its arguments come from
@@ -41,6 +42,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--args", help="module:function returning the argument tuple, or an .npz file")
     p.add_argument("--argnums", type=int, default=0, help="argument to differentiate (default 0)")
+    p.add_argument(
+        "--kind",
+        choices=("grad", "vjp", "jvp", "jacobian", "grad2"),
+        default="grad",
+        help="what GRAD is: a gradient (default), a VJP, a JVP rule, a Jacobian of the vector "
+        "function F, or a gradient whose own derivative is checked (grad2)",
+    )
     p.add_argument("--mode", choices=("full", "fast"), default="full")
     p.add_argument("--float32", action="store_true", help="registry: check in float32 as well")
     p.add_argument("--all-shapes", action="store_true", help="registry: every size, not the first")
@@ -201,7 +209,12 @@ def _check_user(args) -> int:
     if args.args is None:
         raise ValueError("checking your own derivation needs --args (module:function or .npz)")
     fargs = load_args(args.args)
-    report = check_grad(loss, grad, *fargs, argnums=args.argnums, mode=args.mode)
+    if args.kind != "grad":
+        from gradlab.cli.check_vector import check_kind
+
+        report = check_kind(args.kind, loss, grad, fargs, args.argnums, args.mode)
+    else:
+        report = check_grad(loss, grad, *fargs, argnums=args.argnums, mode=args.mode)
     print(report)
     _write_json(args.json, report.to_dict())
     return 0 if report.ok else 1
