@@ -299,6 +299,12 @@ def strip(fn: Callable, references: dict[str, Callable] | None = None) -> Callab
     return stripped
 
 
+@functools.lru_cache(maxsize=256)
+def stripped(fn: Callable) -> Callable:
+    """:func:`strip` without references, one per function (so jitted checks reuse programs)."""
+    return strip(fn)
+
+
 def record_operands(closed: jcore.ClosedJaxpr, flat_args: Sequence) -> dict[int, list]:
     """``{id(eqn): operands}``: what each rule site received the first time it ran.
 

@@ -17,6 +17,7 @@ vector checker (every entry, or seeded probes in fast mode). When JAX cannot dif
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,7 @@ def check_grad_of_grad(
       False
     """
     opts = Options(mode, rtol, atol, _seed_of(key), directions)
-    reference = jax.grad(_rules.strip(loss), argnums)
+    reference = _hessian_reference(loss, argnums)
     name = getattr(grad, "__name__", "") or "grad"
     try:
         return _vector_check.run(Kind.OWN, grad, None, args, argnums, reference, opts, name)
@@ -70,6 +71,12 @@ def check_grad_of_grad(
         if not _differentiation_error(err):
             raise
         return _not_differentiable(name, err, opts)
+
+
+@functools.lru_cache(maxsize=256)
+def _hessian_reference(loss: Callable, argnums) -> Callable:
+    """``jax.grad`` of the loss with its custom rules removed (one per loss: programs reused)."""
+    return jax.grad(_rules.stripped(loss), argnums)
 
 
 def _differentiation_error(err: Exception) -> bool:

@@ -11,6 +11,7 @@ tangents (``_vector`` eq. (2)) and reruns in full only the blocks that disagree.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -170,13 +171,16 @@ def full_pass(p: Precision, fd: Differences, opts: Options, rule: str) -> Vector
 # ---- fast mode -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def directions(lay, k: int, seed: tuple[int, ...], salt: int) -> np.ndarray:
-    """``k`` seeded Gaussian rows per span of ``lay``, each zero outside its span."""
+    """``k`` seeded Gaussian rows per span of ``lay``, each zero outside its span (cached:
+    read-only)."""
     spans = lay.spans()
     V = np.zeros((k * len(spans), lay.size))
     for pos, s in enumerate(spans):
         rng = np.random.default_rng([*seed, salt, pos])
         V[pos * k : (pos + 1) * k, s.slice] = rng.standard_normal((k, s.stop - s.start))
+    V.setflags(write=False)
     return V
 
 
@@ -186,10 +190,16 @@ def fast_pass(p: Precision, wide: Precision, opts: Options, rule: str) -> Vector
     U = directions(p.spec.outputs, k, opts.seed, 0)
     T = directions(p.spec.inputs, k, opts.seed, 1)
     dt = p.spec.outputs.dtype
-    pr = _vector.probe_program(p.spec)(p.args, jnp.asarray(U, dt), jnp.asarray(T, dt))
+    Uj, Tj = jnp.asarray(U, dt), jnp.asarray(T, dt)
+    if wide is p:  # one program: probes and finite differences in the same precision
+        h = np.full(T.shape[0], _vector.direction_step(_x0(p), p.spec.inputs.dtype))
+        pr, vals = _vector.probe_fd_program(p.spec)(p.args, Uj, Tj, jnp.asarray(h, dt))
+        fd_t = _vector.richardson(vals, pr.f0, h, p.eps)
+    else:
+        pr = _vector.probe_program(p.spec)(p.args, Uj, Tj)
+        fd_t = along(wide, T)
     pr = jax.tree.map(lambda a: None if a is None else np.asarray(a, np.float64), pr)
     _check_primal(p.spec, pr.f0, pr.hand_primal, p.rtol)
-    fd_t = along(wide, T)
     blocks, reruns = [], []
     for oi, o in enumerate(p.spec.outputs.spans()):
         for ii, i in enumerate(p.spec.inputs.spans()):
@@ -311,7 +321,7 @@ def run(
     if not jax.config.jax_enable_x64:
         with jax.enable_x64(True):
             return run(kind, f, hand, args, argnums, reference, opts, rule, copy)
-    reference = reference or _rules.strip(f)
+    reference = reference or _rules.stripped(f)
     spec = _build(f, hand, kind, args, argnums, reference, opts)
     user = _precision((spec, tuple(args)), opts.rtol)
     rule = rule or getattr(hand, "__name__", "") or ""
@@ -324,12 +334,43 @@ def run(
     return _with_copy(_pass(user, wide, opts, rule), _pass(wide, wide, opts, rule), user)
 
 
-def _build(f, hand, kind, args, argnums, reference, opts) -> Spec:
+def _signature(args: tuple):
+    """The abstract arguments: arrays as shape/dtype structs, other leaves as they are (hashable
+    when the check can be cached: validation is then traced once per signature)."""
+    leaves, treedef = jax.tree.flatten(args)
+    structs = tuple(
+        jax.ShapeDtypeStruct(np.shape(x), x.dtype) if hasattr(x, "dtype") else x for x in leaves
+    )
+    return treedef, structs
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(f, hand, kind, argnums, reference, budget, signature) -> Spec:
+    treedef, structs = signature
+    return _validated(
+        f, hand, kind, jax.tree.unflatten(treedef, structs), argnums, reference, budget
+    )
+
+
+def _validated(f, hand, kind, args, argnums, reference, budget) -> Spec:
     out = _vector_problem.output_struct(f, tuple(args)) if callable(f) else None
     m = sum(int(np.prod(o.shape, dtype=np.int64)) for o in jax.tree.leaves(out))
-    chunk = _vector_problem.chunk_for(tuple(args), 2 * m, opts.budget)
+    chunk = _vector_problem.chunk_for(tuple(args), 2 * m, budget)
+    return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, chunk)
+
+
+def _build(f, hand, kind, args, argnums, reference, opts) -> Spec:
+    """The validated :class:`Spec` (cached per function, rule and abstract arguments)."""
     try:
-        return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, chunk)
+        signature = _signature(tuple(args))
+        hash((f, hand, reference, argnums, signature))
+    except TypeError:
+        signature = None
+    try:
+        if signature is None:
+            return _validated(f, hand, kind, args, argnums, reference, opts.budget)
+        argnums = tuple(argnums) if isinstance(argnums, list) else argnums
+        return _cached_spec(f, hand, kind, argnums, reference, opts.budget, signature)
     except jax.errors.TracerArrayConversionError as err:
         raise TypeError(
             f"the hand {kind.value} must be traceable by JAX (it is traced with jax.jit and "
