@@ -22,7 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _compare, _differences, _findings, _tree, _witnesses
-from gradlab.check._precision import Checked, call_verdicts, finish, judge_all, tolerance_for
+from gradlab.check._precision import Checked, Parts, finish, judge_all, tolerance_for
 from gradlab.check._problem import Problem
 from gradlab.check._report import LeafReport
 from gradlab.check._settings import Settings
@@ -175,22 +175,14 @@ def _partial_fd(problem: Problem, f0: float, where: np.ndarray, budget: int):
 
 
 def _report(problem: Problem, ps: _Pass, j, tol, s: Settings):
-    leaves, kinks, nonfinite, verdicts = [], [], [], []
-    agree, n_fd = 0, 0
+    parts = Parts()
     for pos, leaf in enumerate(problem.leaves):
         if pos in ps.passed:
-            rep, a = ps.passed[pos]
-            leaves.append(rep)
-            agree, n_fd = agree + a, n_fd + s.directions
+            rep, agree = ps.passed[pos]
+            parts.leaves.append(rep)
+            parts.agree, parts.n_fd = parts.agree + agree, parts.n_fd + s.directions
             continue
-        lj = j.slice(leaf.span)
-        verdicts.append(Verdict(Finding.FAST_RERUN, leaf.path, leaf.size, leaf.size))
-        leaves.append(_findings.leaf_report(leaf, lj, s.n_worst))
-        kinks += _findings.kinks(leaf, lj)
-        nonfinite += _findings.nonfinite(leaf, lj)
-        verdicts += _findings.verdicts(leaf, lj)
-        agree, n_fd = agree + int(lj.fd_agree.sum()), n_fd + leaf.size
+        parts.verdicts.append(Verdict(Finding.FAST_RERUN, leaf.path, leaf.size, leaf.size))
+        parts.add_leaf(leaf, j.slice(leaf.span), s.n_worst)
     tol = ps.tol if tol is None else tol
-    w = ps.witnesses(np.zeros(0))
-    verdicts = call_verdicts(problem, w, tol) + verdicts
-    return finish(problem, w, tol, s, "fast", leaves, kinks, nonfinite, verdicts, agree, n_fd)
+    return finish(problem, ps.witnesses(np.zeros(0)), tol, s, "fast", parts)

@@ -24,7 +24,7 @@ from gradlab.check._fast import run_fast
 from gradlab.check._precision import Checked, run_full
 from gradlab.check._problem import Names, Problem, build
 from gradlab.check._report import DtypeVerdict, GradReport
-from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings, settings
+from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings
 from gradlab.check._verdict import Finding, Verdict
 
 
@@ -69,11 +69,12 @@ def _blame_verdicts(checked: Checked, term_grads: dict[str, np.ndarray]):
     fit = _blame.blame(residual, {t: np.where(use, g, 0.0) for t, g in term_grads.items()})
     if not fit:
         return (), []
-    r2 = _blame.explained(fit)
-    if r2 < _blame.BLAME_MIN_R2:
+    r2 = _blame.adjusted_r2(fit, int(use.sum()))
+    if not r2 >= _blame.BLAME_MIN_R2:
         detail = (
-            f"the best fit on the term gradients explains {r2:.1%} of it; a term is named when "
-            f"the fit explains at least {_blame.BLAME_MIN_R2:.0%}"
+            f"the best fit on the {len(fit)} term gradients over {int(use.sum())} smooth "
+            f"elements explains {_blame.explained(fit):.1%} of it (adjusted R^2 {r2:.3g}); a "
+            f"term is named when the adjusted R^2 is at least {_blame.BLAME_MIN_R2:g}"
         )
         return (), [Verdict(Finding.BLAME_UNEXPLAINED, detail=detail)]
     named = _blame.significant(fit)
@@ -230,7 +231,7 @@ def check_grad(
         )
         fd_memory_budget = memory_budget
     with _x64():
-        s = settings(
+        s = Settings(
             mode, rtol, atol, key, directions, n_worst, fd_memory_budget, terms, term_grads
         )
         problem = build(loss, grad, args, argnums, names, value_and_grad)

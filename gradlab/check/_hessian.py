@@ -248,12 +248,12 @@ def check_hessian(
     w = _witness(problem, hess, kind, max_dense, directions, seed_words(key))
     gfun = grad if grad is not None else jax.grad(loss, problem.argnums)
     traced = grad is None or _witnesses.call_hand(grad, problem.args)[1].traced
-    label = f"the third witness: differences of the {'hand gradient' if grad else 'jax.grad'}"
+    label = f"the third witness: differences of {'the hand gradient' if grad else 'jax.grad'}"
     R, E = (M.T for M in grad_differences(gfun, problem, w.V, traced))  # (N, m)
     rtol = _compare.default_rtol(problem.dtype) if rtol is None else rtol
     tol = Tolerance(rtol, atol, _compare.finite_max(w.H, w.A), _differences.eps_of(problem.dtype))
-    reports, nonfinite, verdicts, agree = _judge_blocks(problem, w, R, E, tol, kind, n_worst, label)
-    return _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree)
+    judged = _judge_blocks(problem, w, R, E, tol, kind, n_worst, label)
+    return _report(problem, w, tol, kind, label, judged)
 
 
 def _witness(problem, hess, kind, max_dense, directions, seed) -> _Witnessed:
@@ -269,7 +269,8 @@ def _witness(problem, hess, kind, max_dense, directions, seed) -> _Witnessed:
     return _hvp_witnesses(problem, hess, V, f"hvp on {directions} random directions")
 
 
-def _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree) -> HessianReport:
+def _report(problem, w, tol, kind, label, judged) -> HessianReport:
+    reports, nonfinite, verdicts, agree = judged
     ok = all(r.ok for r in reports)
     mode = f"{w.mode}; {label}"
     if ok:

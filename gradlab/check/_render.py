@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from gradlab.check._report import GradReport, LeafReport
+from gradlab.check._report import GradReport, HessianReport, LeafReport
 from gradlab.check._verdict import Finding, digits_to_show
 
 MAX_LISTED = 10
@@ -109,7 +109,7 @@ def _nonfinite(report: GradReport, indent: str) -> list[str]:
 
 
 def _head(report: GradReport, indent: str) -> str:
-    what = "Hessian" if report.title == "check_hessian" else "gradient"
+    what = "Hessian" if isinstance(report, HessianReport) else "gradient"
     return (
         f"{indent}gradlab {report.title}: {'ok' if report.ok else 'MISMATCH'}  "
         f"(mode {report.mode}, {report.dtype}, rtol {_fmt(report.rtol)}"

@@ -8,6 +8,7 @@ pytree, a tuple of ints selects a tuple of them. Every leaf gets a printable pat
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ class Leaf:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 def leaf_paths(params, argnums) -> list[str]:
