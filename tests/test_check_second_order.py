@@ -36,7 +36,7 @@ def test_hand_gradient_passes_second_order(args):
 def test_stop_gradient_passes_first_order_and_fails_second(args):
     hidden = lambda w, X: jax.lax.stop_gradient(right(w, X))  # noqa: E731
     assert check_grad(loss, hidden, *args).ok
-    report = check_grad_of_grad(loss, hidden, *args)
+    report = check_grad(loss, hidden, *args, order=2)
     assert not report.ok
     (loc,) = report.locations
     assert loc.kind is Finding.HAND_BUG and loc.hand == 0.0
@@ -73,6 +73,11 @@ def test_custom_vjp_with_non_differentiable_backward_fails_second_order(args):
     assert not report.ok
     assert report.verdicts[0].kind is Finding.RULE_NOT_DIFFERENTIABLE
     assert "pure_callback" in str(report.verdicts[0]).lower() or "jvp" in str(report.verdicts[0])
+
+
+def test_order_must_be_one_or_two(args):
+    with pytest.raises(ValueError, match="order must be 1 or 2"):
+        check_grad(loss, right, *args, order=3)
 
 
 def test_wrong_value_reads_as_value_mismatch(args):

@@ -197,5 +197,6 @@ def test_cli_check_kind_vjp_and_audit(tmp_path, capsys):
 
     loc = json.loads(out_json.read_text())["locations"][0]
     assert (loc["output"], loc["input"], loc["kind"]) == ("out['b']", "x", "hand bug")
-    assert main(["audit", f"{mod}:loss", "--args", f"{mod}:make_args", "--mode", "fast"]) == 1
+    audit = ["check", f"{mod}:loss", "--kind", "rules", "--args", f"{mod}:make_args"]
+    assert main([*audit, "--mode", "fast"]) == 1
     assert "FAIL g (custom_jvp at" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``gradlab check | audit | run | sweep | bench``: a thin layer that parses, calls the library.
+"""``gradlab check | run | sweep | bench``: a thin layer that parses arguments, calls the library.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)``, which registers the
 subcommand and sets ``func(args) -> int`` (the exit status).
@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("check", "audit", "run", "sweep", "bench")
+SUBCOMMANDS = ("check", "run", "sweep", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ Usage::
     gradlab check mymod:loss mymod:grad --args mymod:make_args [--argnums 0] [--json out.json]
     gradlab check mymod:loss mymod:grad --args point.npz
     gradlab check mymod:f mymod:f_vjp --kind vjp --args mymod:make_args   # any function's rule
+    gradlab check mymod:loss --kind rules --args mymod:make_args  # audit its custom rules
 
 A user's derivation is two ``module:attribute`` references (the module is imported from the
 current directory or ``sys.path``; ``path/to/file.py:name`` works too). Its arguments come from
@@ -44,10 +45,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--argnums", type=int, default=0, help="argument to differentiate (default 0)")
     p.add_argument(
         "--kind",
-        choices=("grad", "vjp", "jvp", "jacobian", "grad2"),
+        choices=("grad", "vjp", "jvp", "jacobian", "grad2", "rules"),
         default="grad",
         help="what GRAD is: a gradient (default), a VJP, a JVP rule, a Jacobian of the vector "
-        "function F, or a gradient whose own derivative is checked (grad2)",
+        "function F, or a gradient whose own derivative is checked (grad2); 'rules' takes one "
+        "target FN and audits every custom_jvp/custom_vjp rule inside it",
     )
     p.add_argument("--mode", choices=("full", "fast"), default="full")
     p.add_argument("--float32", action="store_true", help="registry: check in float32 as well")
@@ -231,6 +233,10 @@ def run(args) -> int:
 
     jax.config.update("jax_enable_x64", True)
     try:
+        if args.kind == "rules":
+            from gradlab.cli.check_vector import audit
+
+            return audit(args, _resolve, load_args, _write_json)
         if len(args.targets) == 2 and all(":" in t for t in args.targets):
             return _check_user(args)
         if any(":" in t for t in args.targets):
