@@ -76,7 +76,7 @@ def torch_logsumexp(bug):
     return LSE.apply
 
 
-def torch_layer_norm(bug):
+def torch_layer_norm(bug, subtle: bool = False):
     class LN(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, gamma, beta):
@@ -96,6 +96,9 @@ def torch_layer_norm(bug):
                 - dxhat.mean(-1, keepdim=True)
                 - xhat * (dxhat * xhat).mean(axis, keepdim=True)
             )
+            if subtle:  # one entry off by a relative 1e-6
+                dx = dx.clone()
+                dx[5, 3] *= 1 + 1e-6
             return dx, (g * xhat).sum(0), g.sum(0)
 
     return LN.apply
@@ -167,12 +170,47 @@ def torch_fixed_point(bug):
 # ---- cases: (name, jax function, its args, argnums, torch function) -----------------------------
 
 
+def subtle_layer_norm():
+    """The correct layer norm whose backward has one entry of dx off by a relative 1e-6."""
+    ln = cr.make_layer_norm(False)
+
+    @jax.custom_vjp
+    def layer_norm_subtle(x, gamma, beta):
+        return ln(x, gamma, beta)
+
+    def fwd(x, gamma, beta):
+        return ln(x, gamma, beta), (x, gamma, beta)
+
+    def bwd(res, g):
+        dx, dgamma, dbeta = jax.vjp(ln, *res)[1](g)
+        return dx.at[5, 3].multiply(1 + 1e-6), dgamma, dbeta
+
+    layer_norm_subtle.defvjp(fwd, bwd)
+    return layer_norm_subtle
+
+
 def rule_cases() -> list[tuple]:
     x16 = RNG.normal(size=(16, 16)) * 2.0
     ln_args = (RNG.normal(size=(16, 16)), 1 + 0.1 * RNG.normal(size=16), 0.1 * RNG.normal(size=16))
     qkv = tuple(RNG.normal(size=(16, 8)) for _ in range(3))
     W, x = 0.3 * RNG.normal(size=(8, 8)), RNG.normal(size=(4, 8))
-    cases = []
+    q32 = tuple(a.astype(np.float32) for a in qkv)
+    cases = [
+        (
+            "flash attention causal 16x8, float32 (correct)",
+            cr.make_flash_attention(True, 4, False),
+            q32,
+            (0, 1, 2),
+            torch_attention(True, 4, False) if torch else None,
+        ),
+        (
+            "layer norm 16x16, dx[5, 3] off by a relative 1e-6",
+            subtle_layer_norm(),
+            ln_args,
+            (0, 1, 2),
+            torch_layer_norm(False, subtle=True) if torch else None,
+        ),
+    ]
     for bug in (False, True):
         tag = "planted bug" if bug else "correct"
         cases += [
@@ -221,7 +259,9 @@ def rule_cases() -> list[tuple]:
 def run_gradlab(fn, args, argnums, mode):
     report = gradlab.check_rules(fn, *[jnp.asarray(a) for a in args], argnums=argnums, mode=mode)
     if report.ok:
-        return False, "ok"
+        return False, "ok" + (" (float32 and its float64 copy)" if report.float64_copy else "")
+    if not report.locations:
+        return True, str(report.verdicts[0])[:80]
     loc = report.locations[0]
     where = f"d {loc.output}{list(loc.output_index)}/d {loc.input}{list(loc.input_index)}"
     return True, f"{loc.kind.value}: {where}"
@@ -236,7 +276,15 @@ def run_torch(tfn, args, argnums, fast):
     return (not ok), ("ok" if ok else "Jacobian mismatch (no location)")
 
 
-def run_check_grads(fn, args, argnums):
+def run_check_grads_default(fn, args, argnums):
+    """``check_grads`` with its default modes (fwd and rev)."""
+    try:
+        return run_check_grads(fn, args, argnums, ("fwd", "rev"))
+    except TypeError as err:
+        return False, f"cannot run: {str(err).splitlines()[0][:60]}"
+
+
+def run_check_grads(fn, args, argnums, modes=("rev",)):
     idx = argnums if isinstance(argnums, tuple) else (argnums,)
     fixed = list(args)
 
@@ -247,7 +295,7 @@ def run_check_grads(fn, args, argnums):
         return fn(*full)
 
     try:
-        check_grads(f, tuple(jnp.asarray(args[i]) for i in idx), order=1, modes=("rev",))
+        check_grads(f, tuple(jnp.asarray(args[i]) for i in idx), order=1, modes=modes)
     except AssertionError:
         return True, "AssertionError (one projected number)"
     return False, "ok"
@@ -321,6 +369,7 @@ def detection() -> list[tuple[str, dict[str, tuple[bool, str]]]]:
             "gradlab full": run_gradlab(fn, args, argnums, "full"),
             "gradlab fast": run_gradlab(fn, args, argnums, "fast"),
             "jax check_grads": run_check_grads(fn, args, argnums),
+            "jax check_grads (default modes)": run_check_grads_default(fn, args, argnums),
         }
         if tfn is not None:
             row["torch slow"] = run_torch(tfn, args, argnums, False)
@@ -354,7 +403,7 @@ def main() -> None:
     for name, row in detection():
         print(f"  {name}")
         for who, (caught, says) in row.items():
-            print(f"      {who:<16} {'x' if caught else '.'}  {says}")
+            print(f"      {who:<31} {'x' if caught else '.'}  {says}")
 
 
 if __name__ == "__main__":
