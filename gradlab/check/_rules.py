@@ -171,8 +171,7 @@ def find_rules(fn: Callable, *args) -> tuple[jcore.ClosedJaxpr, list[RuleSite]]:
       >>> @jax.custom_jvp
       ... def softplus(x):
       ...     return jnp.logaddexp(x, 0.0)
-      >>> softplus.defjvp(lambda p, t: (softplus(p[0]), jax.nn.sigmoid(p[0]) * t[0]))
-      <...>
+      >>> _ = softplus.defjvp(lambda p, t: (softplus(p[0]), jax.nn.sigmoid(p[0]) * t[0]))
       >>> _, sites = find_rules(lambda x: jax.lax.scan(lambda c, _: (softplus(c), None), x,
       ...                                               None, length=2)[0], 1.0)
       >>> [(s.name, s.where) for s in sites]
@@ -282,8 +281,7 @@ def strip(fn: Callable, references: dict[str, Callable] | None = None) -> Callab
       >>> @jax.custom_jvp
       ... def f(x):
       ...     return jnp.sin(x)
-      >>> f.defjvp(lambda p, t: (f(p[0]), 0.0 * t[0]))  # a wrong rule
-      <...>
+      >>> _ = f.defjvp(lambda p, t: (f(p[0]), 0.0 * t[0]))  # a wrong rule
       >>> float(jax.grad(f)(0.0)), float(jax.grad(strip(f))(0.0))
       (0.0, 1.0)
     """

@@ -159,8 +159,7 @@ def check_rules(
       >>> @jax.custom_jvp
       ... def f(x):
       ...     return jnp.sin(x)
-      >>> f.defjvp(lambda p, t: (f(p[0]), jnp.cos(p[0]) * t[0]))
-      <...>
+      >>> _ = f.defjvp(lambda p, t: (f(p[0]), jnp.cos(p[0]) * t[0]))
       >>> gradlab.check_rules(f, jnp.arange(3.0)).ok
       True
     """
