@@ -21,7 +21,7 @@ the *conjugate* of the steepest-ascent direction :math:`2\,\partial L/\partial\b
 conjugate Wirtinger derivative, times 2): ``jax.grad(lambda z: abs(z)**2)(z) == 2 * conj(z)``,
 and a descent step is ``z - lr * conj(grad)``. A hand gradient written as
 :math:`2\,\partial L/\partial\bar z` (PyTorch's convention) is the conjugate of JAX's: the
-checker says so (:func:`conjugate_explains`) instead of calling it a plain hand bug.
+checker says so (``_vector_judge.conjugate_pairs``) instead of calling it a plain hand bug.
 """
 
 from __future__ import annotations
@@ -180,38 +180,3 @@ def layout(tree, paths: list[str]) -> Layout:
     reals = [real_dtype(leaf.dtype) for leaf in out]
     dtype = np.dtype(jnp.result_type(*reals)) if reals else np.dtype(jnp.result_type(float))
     return Layout(treedef, tuple(out), dtype)
-
-
-def conjugate_cot(lay: Layout, vec: np.ndarray) -> np.ndarray:
-    """The flat cotangent of the conjugated complex leaves (real leaves unchanged).
-
-    Works on a batch: ``vec`` is ``(..., lay.size)``; the imaginary coordinates change sign.
-    """
-    out = np.array(vec, copy=True)
-    for leaf in lay.leaves:
-        if leaf.complex:
-            out[..., leaf.start + leaf.size : leaf.stop] *= -1
-    return out
-
-
-def conjugate_explains(lay: Layout, hand: np.ndarray, auto: np.ndarray, ok_fn) -> bool:
-    """Whether the hand values, with their complex leaves conjugated, pass where they failed.
-
-    Args:
-      lay: the layout of the coordinates of the last axis of ``hand`` and ``auto``.
-      hand, auto: ``(..., lay.size)`` flat real witnesses (cotangent pairing, eq. (1)).
-      ok_fn: ``ok_fn(hand, auto) -> bool array`` the judgement used for the check.
-
-    Returns:
-      True when some complex leaf is wrong as given and right once conjugated (eq. (2)).
-    """
-    if not lay.any_complex:
-        return False
-    before = np.asarray(ok_fn(hand, auto))
-    after = np.asarray(ok_fn(conjugate_cot(lay, hand), auto))
-    cmask = np.zeros(lay.size, bool)
-    for leaf in lay.leaves:
-        if leaf.complex:
-            cmask[leaf.start : leaf.stop] = True
-    cmask = np.broadcast_to(cmask, before.shape)
-    return bool((~before & cmask).any() and after[cmask].all())
