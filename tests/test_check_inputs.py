@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gradlab import check_grad, check_hessian
-from gradlab.check import finite_differences
+from gradlab.check import Finding, finite_differences
 
 
 def _loss(w, extra):
@@ -79,3 +79,15 @@ def test_fd_memory_budget_is_named_apart_and_the_old_name_warns():
         finite_differences(loss, w, memory_budget=64)
     with pytest.raises(ValueError, match="fd_memory_budget must be a positive int"):
         check_grad(loss, grad, w, fd_memory_budget=0)
+
+
+def test_leaf_paths_in_errors_are_not_doubled():
+    with pytest.raises(TypeError, match=r"^args\[0\] must be a floating-point array"):
+        check_grad(lambda n: jnp.sum(n), lambda n: n, jnp.arange(3))
+    with pytest.raises(TypeError, match=r"^args\[0\]\['n'\] must be a floating-point array"):
+        check_grad(lambda p: jnp.sum(p["n"]), lambda p: p, {"n": jnp.arange(3)})
+
+
+def test_a_non_finite_loss_is_not_called_fd_noise():
+    report = check_grad(lambda w: jnp.sum(1 / w), lambda w: -1 / w**2, jnp.zeros(2))
+    assert report.kinds() == (Finding.LOSS_NONFINITE,)

@@ -394,3 +394,60 @@ def test_names_may_be_an_unravel_function_and_bad_names_are_refused(huber_args):
     assert [leaf.path for leaf in report.leaves] == ["['coef']", "['intercept']", "['scale']"]
     with pytest.raises(ValueError, match=r"names cover \[0, 3\) but the parameter vector has 5"):
         check_grad(huber_loss, huber_loss_and_gradient, *huber_args, names={"a": slice(0, 3)})
+
+
+# ---- real gradients from scipy and scikit-learn, as their projects ship them -----------------
+
+
+def test_scipy_rosen_hess_prod_bug_is_a_hand_bug_on_every_element_refined():
+    scipy_opt = pytest.importorskip("scipy.optimize")
+    assert check_hessian(rosen, scipy_opt.rosen_hess, X_ROSEN, grad=scipy_opt.rosen_der).ok
+    bad = lambda x, p: scipy_opt.rosen_hess_prod(x, p) * np.r_[1, 1, 1 + 1e-7, 1, 1]
+    report = check_hessian(rosen, bad, X_ROSEN)  # the plain error bar left one inconclusive
+    assert [(v.kind, v.count) for v in report.verdicts] == [(Finding.HAND_BUG, 3)]
+    assert "Hv[args[0]] v3 [2]" in str(report.verdicts[0])
+
+
+def test_sklearn_linear_model_loss_gradient_as_value_and_grad():
+    pytest.importorskip("sklearn")
+    from sklearn._loss.loss import HalfBinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(40, 3)), (rng.random(40) < 0.5).astype(float)
+    model = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
+
+    def loss(c, X, y):
+        z = X @ c[:3] + c[3]
+        return jnp.mean(jnp.logaddexp(0.0, z) - y * z) + 0.5 * 0.7 * c[:3] @ c[:3]
+
+    hand = lambda c, X, y: model.loss_gradient(np.asarray(c), X, y, l2_reg_strength=0.7)
+    names = {"coef": slice(0, 3), "intercept": slice(3, 4)}
+    report = check_grad(loss, hand, rng.normal(size=4), X, y, value_and_grad=True, names=names)
+    assert report.ok, report
+
+
+def test_sklearn_tsne_kl_divergence_gradient_on_a_reshaped_flat_vector():
+    pytest.importorskip("sklearn")
+    from scipy.spatial.distance import squareform
+    from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
+    from sklearn.metrics import pairwise_distances
+
+    rng = np.random.default_rng(8)
+    n, dim = 10, 2
+    P = _joint_probabilities(pairwise_distances(rng.normal(size=(n, 5)), squared=True), 4.0, 0)
+
+    def kl(params, P, P_square):
+        Y = params.reshape(n, dim)
+        num = (1.0 + jnp.sum((Y[:, None, :] - Y[None, :, :]) ** 2, axis=-1)) ** -1.0
+        num = num * (1 - jnp.eye(n))
+        Q = jnp.maximum(num / jnp.sum(num), np.finfo(float).eps)
+        Pm = jnp.maximum(P_square, np.finfo(float).eps)
+        return 2.0 * jnp.sum(jnp.triu(P_square * jnp.log(Pm / Q), 1))
+
+    hand = lambda params, P, P_square: _kl_divergence(np.asarray(params), P, 1.0, n, dim)
+    unravel = lambda v: {"Y": v.reshape(n, dim)}
+    args = (rng.normal(size=n * dim) * 0.1, P, squareform(P))
+    report = check_grad(kl, hand, *args, value_and_grad=True, names=unravel)
+    assert report.ok, report
+    assert report.leaves[0].path == "['Y']" and report.leaves[0].shape == (n, dim)

@@ -71,9 +71,8 @@ def _fused(loss: Callable, hand: Callable, argnums) -> Callable:
 
 def _along(problem: Problem, V: np.ndarray):
     """``(raw hand, HandCall, f(x), jvp (m,), FD along the rows of V)``, fused when possible."""
-    x, _ = problem.ravel()
-    scale = max(1.0, float(np.max(np.abs(x)))) if x.size else 1.0
-    h = jnp.asarray(_differences.steps(np.asarray([scale]), problem.dtype)[0], problem.dtype)
+    scale = max([1.0] + [float(np.max(np.abs(a), initial=0.0)) for a in _leaf_arrays(problem)])
+    h = _differences.steps(np.asarray([scale]), problem.dtype)[0]
     Vj = jnp.asarray(V, problem.dtype)
     try:
         raw, value, jvp, vals = _fused(problem.loss, problem.hand, problem.argnums)(
@@ -85,7 +84,12 @@ def _along(problem: Problem, V: np.ndarray):
         value, jvp, vals = _directional(problem.loss, problem.argnums)(problem.args, Vj, h)
     eps = _differences.eps_of(problem.dtype)
     fd = _differences.FD.from_values(np.asarray(vals), np.full(V.shape[0], float(h)), 0.0, eps)
-    return raw, call, value, np.asarray(jvp, np.float64), fd
+    return raw, call, float(value), np.asarray(jvp, np.float64), fd
+
+
+def _leaf_arrays(problem: Problem) -> list[np.ndarray]:
+    """The parameter leaves on host (no concatenation on device)."""
+    return [np.asarray(a) for a in jax.tree.leaves(problem.params)]
 
 
 def _leaf_along(leaf, hand, v, jvp, fd, k, tol) -> tuple[LeafReport, int] | None:
@@ -129,9 +133,7 @@ class _Pass:
                 self.passed[pos] = res
 
     def witnesses(self, autodiff: np.ndarray) -> Witnesses:
-        return Witnesses(
-            self.hand, autodiff, float(self.value), self.hand_value, self.dtypes, self.call
-        )
+        return Witnesses(self.hand, autodiff, self.value, self.hand_value, self.dtypes, self.call)
 
 
 def run_fast(problems: list[Problem], s: Settings) -> list[Checked]:

@@ -62,8 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gradlab.check import _tree
-from gradlab.check._differences import FD
+from gradlab.check import _differences, _tree
 
 KINK_RATIO = 0.75
 KINK_NOISE_FACTOR = 64.0
@@ -81,7 +80,7 @@ class Slopes:
     err: np.ndarray
 
 
-def slopes(fd: FD) -> Slopes:
+def slopes(fd: _differences.FD) -> Slopes:
     """One-sided derivatives and the kink test, eq. (1)-(2)."""
     fp, fm, fp2, fm2 = fd.values.T
     h, f0 = fd.h, fd.f0
@@ -138,7 +137,9 @@ class Nearby:
 
 
 @functools.lru_cache(maxsize=128)
-def _nearby_program(loss: Callable, argnums) -> Callable:
+def _nearby_program(loss: Callable, argnums, batch: int) -> Callable:
+    """Gradients at ``x + u`` and ``x + u/2`` per row ``u`` of ``U``, ``batch`` rows at a time."""
+
     def run(args, U):
         x, unravel = ravel_pytree(_tree.get_params(args, argnums))
 
@@ -146,20 +147,27 @@ def _nearby_program(loss: Callable, argnums) -> Callable:
             grad = jax.grad(loss, argnums)(*_tree.set_params(args, argnums, unravel(xv)))
             return ravel_pytree(grad)[0]
 
-        return jax.vmap(lambda u: jnp.stack([g(x + u), g(x + 0.5 * u)]))(U)
+        pair = jax.vmap(lambda u: jnp.stack([g(x + u), g(x + 0.5 * u)]))
+        blocks = U.reshape(-1, batch, U.shape[1])
+        return jax.lax.map(pair, blocks).reshape(U.shape[0], 2, U.shape[1])
 
     return jax.jit(run)
 
 
-def nearby(loss, args, argnums, h: np.ndarray, where: np.ndarray, seed) -> Nearby:
-    """Eq. (3) at the raveled elements ``where`` (bool mask), in the arguments' dtype."""
+def nearby(
+    loss, args, argnums, h: np.ndarray, where: np.ndarray, seed, budget_bytes: int
+) -> Nearby:
+    """Eq. (3) at the raveled elements ``where`` (bool mask), in the arguments' dtype; at most
+    ``budget_bytes`` of perturbed arguments alive at once (2 per sample)."""
     n = where.size
     if not where.any():
         return Nearby.empty(n)
     x, _ = ravel_pytree(_tree.get_params(args, argnums))
     rng = np.random.default_rng([*seed, 0x6B696E6B])
     U = jnp.asarray(rng.standard_normal((NEARBY_SAMPLES, n)) * h, x.dtype)
-    g = np.asarray(_nearby_program(loss, argnums)(args, U), np.float64)  # (S, 2, n)
+    batch = _differences.chunk_size(args, NEARBY_SAMPLES, budget_bytes * 2)  # 2, not 4, per row
+    batch = 2 ** int(np.log2(batch))  # a power of two divides NEARBY_SAMPLES
+    g = np.asarray(_nearby_program(loss, argnums, batch)(args, U), np.float64)  # (S, 2, n)
     g1, g2 = g[:, 0, where], g[:, 1, where]
     with np.errstate(all="ignore"):
         limits = 2.0 * g2 - g1  # (3)

@@ -35,7 +35,9 @@ def judge_all(
         suspects |= (~j.ok | j.kink) & where
     near = _kinks.Nearby.empty(fd.r.size)
     if suspects.any():
-        near = _kinks.nearby(wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed)
+        near = _kinks.nearby(
+            wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed, s.fd_budget
+        )
         judged = judge_each(fd, near)
     undecided = np.zeros(fd.r.size, bool)
     for j in judged:
@@ -57,8 +59,8 @@ class Checked(NamedTuple):
 def run_full(problems: list[Problem], s: Settings) -> list[Checked]:
     """Every precision in full; ``problems[-1]`` is the float64 one (it carries the ``FD``)."""
     wide = problems[-1]
-    w_wide, fd = _witnesses.gather(wide, s.fd_budget)
-    wits = [_witnesses.gather(p)[0] for p in problems[:-1]] + [w_wide]
+    w_wide, fd = _witnesses.gather_with_fd(wide, s.fd_budget)
+    wits = [_witnesses.gather(p) for p in problems[:-1]] + [w_wide]
     tols = [
         tolerance_for(p, s, i == 0, w.hand, w.autodiff)
         for i, (p, w) in enumerate(zip(problems, wits, strict=True))

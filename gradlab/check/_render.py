@@ -138,7 +138,7 @@ def lines(report: GradReport, indent: str = "") -> list[str]:
             )
     out += [f"{indent}- {v}" for v in report.verdicts]
     for d in report.dtypes:
-        out.append(f"{indent}* {d.label}: {'ok' if d.ok else 'FAIL'} ({d.verdict.kind.value})")
+        out.append(f"{indent}* {d.label}: " + ("ok" if d.ok else f"FAIL ({d.verdict.kind.value})"))
     for name, r in report.terms.items():
         out.append(f"{indent}term {name!r}:")
         out += lines(r, indent + "    ")

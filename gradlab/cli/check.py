@@ -6,6 +6,7 @@ Usage::
     gradlab check mse_mean l1 --float32   # some of them, in float32 (plus a float64 copy)
     gradlab check mymod:loss mymod:grad --args mymod:make_args [--argnums 0] [--json out.json]
     gradlab check mymod:loss mymod:grad --args point.npz
+    gradlab check mymod:loss mymod:loss_and_grad --args mymod:make_args --value-and-grad
     gradlab check mymod:f mymod:f_vjp --kind vjp --args mymod:make_args   # any function's rule
     gradlab check mymod:loss --kind rules --args mymod:make_args  # audit its custom rules
 
@@ -52,6 +53,11 @@ def add_parser(subparsers) -> None:
         "target FN and audits every custom_jvp/custom_vjp rule inside it",
     )
     p.add_argument("--mode", choices=("full", "fast"), default="full")
+    p.add_argument(
+        "--value-and-grad",
+        action="store_true",
+        help="GRAD returns (value, gradient), as scikit-learn's loss_gradient functions do",
+    )
     p.add_argument("--float32", action="store_true", help="registry: check in float32 as well")
     p.add_argument("--all-shapes", action="store_true", help="registry: every size, not the first")
     p.add_argument("--no-hessian", action="store_true", help="registry: skip Hessians and HVPs")
@@ -216,7 +222,14 @@ def _check_user(args) -> int:
 
         report = check_kind(args.kind, loss, grad, fargs, args.argnums, args.mode)
     else:
-        report = check_grad(loss, grad, *fargs, argnums=args.argnums, mode=args.mode)
+        report = check_grad(
+            loss,
+            grad,
+            *fargs,
+            argnums=args.argnums,
+            mode=args.mode,
+            value_and_grad=args.value_and_grad,
+        )
     print(report)
     _write_json(args.json, report.to_dict())
     return 0 if report.ok else 1
