@@ -200,3 +200,34 @@ def test_cli_check_kind_vjp_and_audit(tmp_path, capsys):
     audit = ["check", f"{mod}:loss", "--kind", "rules", "--args", f"{mod}:make_args"]
     assert main([*audit, "--mode", "fast"]) == 1
     assert "FAIL g (custom_jvp at" in capsys.readouterr().out
+
+
+def test_given_cotangents_probe_and_localize():
+    def f(x):
+        return {"s": jnp.sum(jnp.sin(x)), "v": x * x[::-1]}
+
+    def vjp(x, ct):
+        return ct["s"] * jnp.cos(x) + ct["v"] * x[::-1] + (ct["v"] * x)[::-1]
+
+    x = jnp.linspace(0.1, 1.0, 5)
+    ct = {"s": jnp.asarray(1.0), "v": jnp.linspace(-1.0, 1.0, 5)}
+    report = check_vjp(f, vjp, x, cotangents=[ct, jax.tree.map(jnp.ones_like, ct)])
+    assert report.ok and "2 given cotangents" in str(report)
+    bad = lambda x, ct: vjp(x, ct).at[2].add(1e-7 * ct["s"])  # noqa: E731
+    report = check_vjp(f, bad, x, cotangents=ct)
+    (loc,) = report.locations
+    assert (loc.output, loc.input, loc.input_index) == ("out['s']", "x", (2,))
+
+
+def test_cotangent_tree_mismatch_is_named():
+    f = lambda x: {"s": jnp.sum(x), "v": x}  # noqa: E731
+    vjp = lambda x, ct: ct["s"] + ct["v"]  # noqa: E731
+    with pytest.raises(ValueError, match=r"cotangents returned a pytree with structure"):
+        check_vjp(f, vjp, jnp.ones(3), cotangents={"s": 1.0})
+    with pytest.raises(ValueError, match=r"cotangents\[1\] returned shape \(2,\) for out \(f's"):
+        check_vjp(
+            f,
+            vjp,
+            jnp.ones(3),
+            cotangents=[{"s": 1.0, "v": jnp.ones(3)}, {"s": 1.0, "v": jnp.ones(2)}],
+        )

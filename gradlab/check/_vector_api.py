@@ -13,6 +13,7 @@ value that is the conjugate of the right one is reported as ``Finding.CONJUGATE`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ def check_vjp(
     vjp: Callable[..., Any],
     *args: Any,
     argnums: int | tuple[int, ...] = 0,
+    cotangents: Any = None,
     mode: str = "fast",
     reference: Callable[..., Any] | None = None,
     rtol: float | None = None,
@@ -49,6 +51,9 @@ def check_vjp(
         cotangent ``c`` acts on ``t`` as ``Re sum(c t)``. Traced with ``jax.jit``/``vmap``.
       *args: the arguments of ``f``.
       argnums: which argument(s), as in ``jax.vjp``.
+      cotangents: fast mode: the cotangents to probe with (a pytree like ``f``'s output, or a
+        list of them) instead of seeded random ones; a failing input leaf is rerun in full
+        against every output leaf. Full mode checks every entry and ignores them.
       mode: ``"fast"`` (random probes, failing blocks rerun in full) or ``"full"`` (every entry).
       reference: a function equal to ``f`` in value whose autodiff is the truth; default ``f``
         with every ``custom_jvp``/``custom_vjp`` rule replaced by its primal.
@@ -69,6 +74,7 @@ def check_vjp(
       True
     """
     opts = _options(mode, rtol, atol, key, directions, memory_budget, n_worst)
+    opts = dataclasses.replace(opts, cotangents=cotangents)
     return run(Kind.VJP, f, vjp, args, argnums, reference, opts)
 
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.check import _compare, _rules, _vector, _vector_problem, _vector_report
+from gradlab.check._complex import Span
 from gradlab.check._report import DtypeVerdict, LeafReport
 from gradlab.check._vector import Differences, Kind, Spec
 from gradlab.check._vector_judge import BlockJudgement, conjugate_pairs, judge_block
@@ -41,6 +42,7 @@ class Options:
     directions: int = 2
     budget: int = DEFAULT_BUDGET
     n_worst: int = 3
+    cotangents: Any = None  # fast mode: the user's cotangents (a pytree like f's output, or a list)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -184,10 +186,30 @@ def directions(lay, k: int, seed: tuple[int, ...], salt: int) -> np.ndarray:
     return V
 
 
+def given_cotangents(spec: Spec, cotangents) -> np.ndarray | None:
+    """The user's cotangents as flat rows ``(n, m)`` (``_complex`` eq. (1)); their tree and
+    shapes must be ``f``'s output's."""
+    if cotangents is None:
+        return None
+    if spec.kind is Kind.JVP:
+        raise ValueError("cotangents apply to VJP rules (check_vjp), not to a JVP rule")
+    items = cotangents if isinstance(cotangents, list) else [cotangents]
+    if not items:
+        raise ValueError("cotangents is an empty list; give at least one cotangent")
+    out = spec.outputs
+    want = out.treedef.unflatten([jax.ShapeDtypeStruct(x.shape, x.dtype) for x in out.leaves])
+    rows = []
+    for j, ct in enumerate(items):
+        _vector_problem.check_cotangents(ct, want, f"cotangents[{j}]" if len(items) > 1 else "")
+        rows.append(np.asarray(out.ravel_cot(ct), np.float64))
+    return np.stack(rows)
+
+
 def fast_pass(p: Precision, wide: Precision, opts: Options, rule: str) -> VectorReport:
     """Probe every block with ``k`` cotangents and tangents; rerun failing blocks in full."""
     k = opts.directions
-    U = directions(p.spec.outputs, k, opts.seed, 0)
+    given = given_cotangents(p.spec, opts.cotangents)
+    U = directions(p.spec.outputs, k, opts.seed, 0) if given is None else given
     T = directions(p.spec.inputs, k, opts.seed, 1)
     dt = p.spec.outputs.dtype
     Uj, Tj = jnp.asarray(U, dt), jnp.asarray(T, dt)
@@ -200,25 +222,36 @@ def fast_pass(p: Precision, wide: Precision, opts: Options, rule: str) -> Vector
         fd_t = along(wide, T)
     pr = jax.tree.map(lambda a: None if a is None else np.asarray(a, np.float64), pr)
     _check_primal(p.spec, pr.f0, pr.hand_primal, p.rtol)
+    spans = p.spec.outputs.spans()
+    probe_outs = list(enumerate(spans))
+    if given is not None:  # every given cotangent spans all outputs: one pseudo output span
+        probe_outs = [(None, Span("cotangents", (len(U),), 0, p.spec.outputs.size))]
     blocks, reruns = [], []
-    for oi, o in enumerate(p.spec.outputs.spans()):
+    for oi, o in probe_outs:
         for ii, i in enumerate(p.spec.inputs.spans()):
-            probe = _probe_block(p, pr, fd_t, U, T, (oi, o), (ii, i), opts)
+            probe = _probe_block(p, pr, fd_t, (oi, o), (ii, i), opts)
             if probe.masks.ok.all():
                 blocks.append(probe)
                 continue
             reruns.append(Verdict(Finding.FAST_RERUN, f"{o.path} wrt {i.path}"))
-            rows, cols = np.arange(o.start, o.stop), np.arange(i.start, i.stop)
-            blk = _block(p, rows, cols)
-            fd = columns(wide, cols)
-            fd = Differences(fd.richardson[rows], fd.error[rows])
-            blocks += _judge_all(p, blk, fd, rows, cols, opts)
+            for out_span in spans if oi is None else [o]:
+                blocks += _rerun_block(p, wide, out_span, i, opts)
     blocks = _with_conjugates(p, blocks, opts)
     extra = _value_verdict(pr.f0, pr.g0, p.rtol)
-    return _assemble(p, blocks, reruns, extra, opts, rule, f"{k} random directions")
+    how = f"{len(U)} given cotangents" if given is not None else f"{k} random directions"
+    return _assemble(p, blocks, reruns, extra, opts, rule, how)
 
 
-def _probe_block(p, pr, fd_t, U, T, out, inp, opts) -> BlockJudgement:
+def _rerun_block(p: Precision, wide: Precision, o: Span, i: Span, opts) -> list:
+    """Every entry of the block ``d o / d i``, with its finite-difference columns."""
+    rows, cols = np.arange(o.start, o.stop), np.arange(i.start, i.stop)
+    blk = _block(p, rows, cols)
+    fd = columns(wide, cols)
+    fd = Differences(fd.richardson[rows], fd.error[rows])
+    return _judge_all(p, blk, fd, rows, cols, opts)
+
+
+def _probe_block(p, pr, fd_t, out, inp, opts) -> BlockJudgement:
     """Fast mode, one block: hand and autodiff along the probes of that block.
 
     VJP-type rules: rows ``u J`` restricted to the input span (``k x |I|``). JVP rules: columns
@@ -227,7 +260,8 @@ def _probe_block(p, pr, fd_t, U, T, out, inp, opts) -> BlockJudgement:
     """
     k = opts.directions
     (oi, o), (ii, i) = out, inp
-    ro, ri = slice(oi * k, (oi + 1) * k), slice(ii * k, (ii + 1) * k)
+    ro = slice(None) if oi is None else slice(oi * k, (oi + 1) * k)
+    ri = slice(ii * k, (ii + 1) * k)
     eps = max(p.eps, float(np.finfo(np.float64).eps))
     if pr.hand_cols is not None:
         hand = pr.hand_cols[ri][:, o.slice]

@@ -151,10 +151,9 @@ def _tangent_struct(s):
     return jax.ShapeDtypeStruct(s.shape, jax.dtypes.float0)
 
 
-def check_cotangents(cotangents, out) -> None:
-    """User cotangents must have ``f``'s output tree and shapes."""
-    if cotangents is not None:
-        _same_tree("cotangents", _struct(cotangents), out, "out (f's output)")
+def check_cotangents(cotangents, out, name: str = "") -> None:
+    """A user cotangent must have ``f``'s output tree and shapes (``out``: shape structs)."""
+    _same_tree(f"cotangents{name and ' ' + name}", _struct(cotangents), out, "out (f's output)")
 
 
 def spec(
