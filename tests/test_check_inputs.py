@@ -50,6 +50,8 @@ def test_zero_size_leaves_are_checked_as_empty(mode, dtype):
     report = check_grad(loss, grad, p, mode=mode)
     assert report.ok, report
     assert [leaf.shape for leaf in report.leaves] == [(3,), (0, 2)]
+    only_empty = check_grad(jnp.sum, jnp.ones_like, jnp.zeros(0, dtype), mode=mode)
+    assert only_empty.ok and only_empty.leaves[0].shape == (0,)  # once an IndexError
 
 
 def test_key_is_an_int_or_a_jax_key_in_both_checkers():
