@@ -6,7 +6,19 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 
 from gradlab import audit, datasets, derivations, hypergrad, optim
 from gradlab._validate import InvalidValueError
-from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
+from gradlab.check import (
+    GradientMismatch,
+    GradReport,
+    assert_grad,
+    audit_rules,
+    check_grad,
+    check_grad_of_grad,
+    check_hessian,
+    check_jacobian,
+    check_jvp,
+    check_rules,
+    check_vjp,
+)
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.hypergrad import check_hypergrad
 from gradlab.optim import (
@@ -36,6 +48,12 @@ __all__ = [
     "assert_grad",
     "check_grad",
     "check_hessian",
+    "audit_rules",
+    "check_grad_of_grad",
+    "check_jacobian",
+    "check_jvp",
+    "check_rules",
+    "check_vjp",
     "REGISTRY",
     "Derivation",
     "datasets",

@@ -29,6 +29,7 @@ full), ``_fast`` (random directions, failing leaves rerun in full), ``_hessian``
 (``check_hessian``: the same judgement on Hessian blocks and HVP rows).
 """
 
+from gradlab.check._audit import AuditReport, RuleCheck, audit_rules
 from gradlab.check._blame import Blame
 from gradlab.check._finite_differences import FiniteDifferences, finite_differences
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
@@ -44,9 +45,27 @@ from gradlab.check._report import (
     LeafReport,
     NonFinite,
 )
+from gradlab.check._second_order import check_grad_of_grad
+from gradlab.check._vector_api import (
+    check_jacobian,
+    check_jvp,
+    check_rules,
+    check_vjp,
+)
+from gradlab.check._vector_report import Location, VectorReport
 from gradlab.check._verdict import Example, Finding, Verdict
 
 __all__ = [
+    "AuditReport",
+    "Location",
+    "RuleCheck",
+    "VectorReport",
+    "audit_rules",
+    "check_grad_of_grad",
+    "check_jacobian",
+    "check_jvp",
+    "check_rules",
+    "check_vjp",
     "Blame",
     "Convention",
     "DtypeVerdict",

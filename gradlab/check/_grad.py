@@ -175,6 +175,7 @@ def check_grad(
     names: Names = None,
     value_and_grad: bool = False,
     memory_budget: int | None = None,
+    order: int = 1,
 ) -> GradReport:
     r"""Check a hand gradient against ``jax.grad``, refereed by finite differences.
 
@@ -216,6 +217,9 @@ def check_grad(
       value_and_grad: ``grad`` returns ``(value, gradient)``; the value is checked against
         ``loss(*args)`` too.
       memory_budget: deprecated name of ``fd_memory_budget``.
+      order: 2 checks JAX's derivative of ``grad`` against the Hessian of ``loss`` instead
+        (:func:`~gradlab.check.check_grad_of_grad`: a hand gradient behind ``stop_gradient``, or
+        a ``custom_vjp`` whose backward JAX cannot differentiate, fails there).
 
     Returns:
       A :class:`GradReport`: ``.ok``, ``.verdicts`` (``Verdict`` records), ``str()`` a table,
@@ -227,6 +231,14 @@ def check_grad(
       >>> gradlab.check_grad(loss, lambda w: 3 * w ** 2, jnp.arange(3.0)).ok
       True
     """
+    if order == 2:
+        from gradlab.check._second_order import check_grad_of_grad
+
+        return check_grad_of_grad(
+            loss, grad, *args, argnums=argnums, mode=mode, rtol=rtol, atol=atol, key=key
+        )
+    if order != 1:
+        raise ValueError(f"order must be 1 or 2; got {order!r}")
     if memory_budget is not None:
         warnings.warn(
             "check_grad(memory_budget=...) is renamed fd_memory_budget", DeprecationWarning, 2

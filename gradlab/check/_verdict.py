@@ -33,6 +33,10 @@ class Finding(enum.Enum):
     BLAME_UNEXPLAINED = "no single term explains"
     PRECISION_ONLY = "precision, not derivation"
     DERIVATION_ERROR = "derivation error"
+    # vector functions and custom rules (check_vjp / check_jvp / audit_rules, issue 13)
+    CONJUGATE = "conjugate of the right derivative"
+    RULE_NOT_DIFFERENTIABLE = "not differentiable"
+    UNCHECKED_RULE = "unchecked rule"
 
     @property
     def failing(self) -> bool:
@@ -53,6 +57,9 @@ _FAILING = frozenset(
         Finding.VALUE_MISMATCH,
         Finding.DERIVATION_ERROR,
         Finding.PRECISION_ONLY,
+        Finding.CONJUGATE,
+        Finding.RULE_NOT_DIFFERENTIABLE,
+        Finding.UNCHECKED_RULE,
     }
 )
 
@@ -227,4 +234,13 @@ _PROSE = {
     ),
     Finding.PRECISION_ONLY: _remark("precision, not derivation: {v.detail}"),
     Finding.DERIVATION_ERROR: _remark("derivation error: {v.detail}"),
+    Finding.CONJUGATE: _with_example(
+        "conjugate",
+        "the hand values are the complex conjugate of the right ones (JAX's gradient of a real "
+        "loss is 2 dL/dz = conj(2 dL/dz*), not PyTorch's 2 dL/dz*; conjugate the hand result)",
+    ),
+    Finding.RULE_NOT_DIFFERENTIABLE: _remark("not differentiable: {v.path}: {v.detail}"),
+    Finding.UNCHECKED_RULE: _remark(
+        "unchecked rule: {v.path}: {v.detail} -- pass references={{name: reference_fn}}"
+    ),
 }

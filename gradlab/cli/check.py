@@ -7,6 +7,8 @@ Usage::
     gradlab check mymod:loss mymod:grad --args mymod:make_args [--argnums 0] [--json out.json]
     gradlab check mymod:loss mymod:grad --args point.npz
     gradlab check mymod:loss mymod:loss_and_grad --args mymod:make_args --value-and-grad
+    gradlab check mymod:f mymod:f_vjp --kind vjp --args mymod:make_args   # any function's rule
+    gradlab check mymod:loss --kind rules --args mymod:make_args  # audit its custom rules
 
 A user's derivation is two ``module:attribute`` references (the module is imported from the
 current directory or ``sys.path``; ``path/to/file.py:name`` works too). Its arguments come from
@@ -42,6 +44,14 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--args", help="module:function returning the argument tuple, or an .npz file")
     p.add_argument("--argnums", type=int, default=0, help="argument to differentiate (default 0)")
+    p.add_argument(
+        "--kind",
+        choices=("grad", "vjp", "jvp", "jacobian", "grad2", "rules"),
+        default="grad",
+        help="what GRAD is: a gradient (default), a VJP, a JVP rule, a Jacobian of the vector "
+        "function F, or a gradient whose own derivative is checked (grad2); 'rules' takes one "
+        "target FN and audits every custom_jvp/custom_vjp rule inside it",
+    )
     p.add_argument("--mode", choices=("full", "fast"), default="full")
     p.add_argument(
         "--value-and-grad",
@@ -207,14 +217,19 @@ def _check_user(args) -> int:
     if args.args is None:
         raise ValueError("checking your own derivation needs --args (module:function or .npz)")
     fargs = load_args(args.args)
-    report = check_grad(
-        loss,
-        grad,
-        *fargs,
-        argnums=args.argnums,
-        mode=args.mode,
-        value_and_grad=args.value_and_grad,
-    )
+    if args.kind != "grad":
+        from gradlab.cli.check_vector import check_kind
+
+        report = check_kind(args.kind, loss, grad, fargs, args.argnums, args.mode)
+    else:
+        report = check_grad(
+            loss,
+            grad,
+            *fargs,
+            argnums=args.argnums,
+            mode=args.mode,
+            value_and_grad=args.value_and_grad,
+        )
     print(report)
     _write_json(args.json, report.to_dict())
     return 0 if report.ok else 1
@@ -231,6 +246,10 @@ def run(args) -> int:
 
     jax.config.update("jax_enable_x64", True)
     try:
+        if args.kind == "rules":
+            from gradlab.cli.check_vector import audit
+
+            return audit(args, _resolve, load_args, _write_json)
         if len(args.targets) == 2 and all(":" in t for t in args.targets):
             return _check_user(args)
         if any(":" in t for t in args.targets):
