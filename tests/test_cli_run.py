@@ -22,6 +22,7 @@ EXPECTED = {
     "logistic_mixture",
     "linreg_diagnostics",
     "hypergrad_seed001",
+    "custom_rules",
 }
 
 
