@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.gradlab-installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,plot,dev,pandas,notebook]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,plot,dev,pandas,notebook,progress]'
 	touch $(STAMP)
 
 venv: $(STAMP)

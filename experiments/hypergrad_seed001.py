@@ -23,7 +23,7 @@ The inner problem is solved by ``gradlab.optim.fista`` through ``gradlab.fit`` (
 
 * **Fine grid**: :math:`V` on a :math:`k \times k` log grid (:math:`\lambda_1 \in [10^{-3}, 1]`,
   :math:`\lambda_2 \in [10^{-3}, 10]`), one ``gradlab.sweep`` call: :math:`k^2` inner solves.
-* **Coarse grid + refinement**: ``gradlab.hypergrad.hypergrad_sweep`` on a 4 x 4 grid of the same
+* **Coarse grid + refinement**: ``gradlab.sweeps.hypergrad_sweep`` on a 4 x 4 grid of the same
   box (value and both hypergradients per cell, one compiled call), then
   ``gradlab.hypergrad.refine`` from the best cell: gradient descent in
   :math:`(\log\lambda_1, \log\lambda_2)` with an Armijo line search.
@@ -51,8 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab import optim, plot
-from gradlab.hypergrad import InnerProblem, check_hypergrad, fit_solver, hypergrad_sweep, refine
-from gradlab.sweeps import sweep
+from gradlab.hypergrad import InnerProblem, check_hypergrad, fit_solver, refine
+from gradlab.sweeps import hypergrad_sweep, sweep
 
 from ._common import main, prepare_out, write_metrics
 from .regularized_regression import make_data

@@ -1,7 +1,7 @@
 """gradlab: hand gradients proven against ``jax.grad``, trained and swept at accelerator speed.
 
 The public surface. Layers, each using only those above it:
-derivations -> check -> optim -> train -> sweep -> plot -> cli.
+derivations -> check -> optim -> train -> hypergrad -> sweep -> plot -> cli.
 """
 
 from gradlab import audit, datasets, derivations, hypergrad, optim
@@ -33,7 +33,7 @@ from gradlab.optim import (
     prox_l1,
     ridge_path,
 )
-from gradlab.sweeps import SweepResult, sweep, sweep_quadratic
+from gradlab.sweeps import SweepResult, hypergrad_sweep, sweep, sweep_quadratic
 from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"
@@ -77,6 +77,7 @@ __all__ = [
     "SweepResult",
     "sweep",
     "sweep_quadratic",
+    "hypergrad_sweep",
     "hypergrad",
     "check_hypergrad",
 ]

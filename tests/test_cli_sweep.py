@@ -259,3 +259,31 @@ def test_real_ctrl_c_says_what_is_saved_without_a_traceback(tmp_path):
         f"gradlab sweep: interrupted; {saved} rows saved in {out / 'checkpoint'}; "
         "rerun the same command to resume\n"
     )
+
+
+def test_invalid_rows_are_counted_and_never_the_best(tmp_path, capsys):
+    # a negative learning rate is a flagged (invalid) run, not a diverged one; a grid of only
+    # such runs has no best row, which is said, not raised
+    f = tmp_path / "neg.py"
+    f.write_text(
+        "import jax.numpy as jnp, optax, gradlab\n"
+        "from gradlab.derivations.mse import mse_mean\n"
+        "X = jnp.linspace(0.0, 1.0, 8)[:, None]; Y = 2.0 * X[:, 0]\n"
+        "P0 = {'w': jnp.zeros(1), 'b': jnp.zeros(())}\n"
+        "def train(hp, key):\n"
+        "    opt = gradlab.optim.with_learning_rate(optax.sgd, hp['lr'])\n"
+        "    return gradlab.fit(mse_mean, P0, (X, Y), opt, 5)\n"
+        "SWEEP = dict(train=train, grid={'lr': [0.1, -0.1]})\n"
+    )
+    argv = ["sweep", str(f), "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 configurations" in printed and "0 diverged, 1 invalid" in printed
+    assert "best: {'lr': 0.1," in printed
+    with open(tmp_path / "o" / "table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["invalid"] for r in rows] == ["False", "True"]
+    assert "learning_rate must be > 0" in rows[1]["invalid_reason"]
+    assert main([*argv[:-1], "--set", "lr=-0.1,-0.2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 diverged, 2 invalid" in printed and "best: none" in printed

@@ -7,8 +7,9 @@ import numpy as np
 import optax
 import pytest
 
-from gradlab.hypergrad import InnerProblem, hypergrad_sweep, refine
+from gradlab.hypergrad import InnerProblem, refine
 from gradlab.hypergrad._unrolled import unrolled_core
+from gradlab.sweeps import hypergrad_sweep
 
 N, D = 40, 6
 
@@ -104,3 +105,21 @@ def test_checkpointed_unroll_memory_grows_sublinearly(ridge):
     assert mem[0] < mem[1] / 4, mem
     # jax.checkpoint changes memory, not values (momentum state carried across blocks)
     assert float(sqrt_t(hp)) == pytest.approx(float(plain(hp)), rel=1e-12)
+
+
+def test_hypergrad_never_imports_the_sweep_layer():
+    # ARCHITECTURE.md: hypergrad/ is above sweep/; the sweep may use hypergrad, not the reverse
+    import ast
+    import pathlib
+
+    import gradlab.hypergrad
+
+    offenders = []
+    for path in pathlib.Path(gradlab.hypergrad.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("gradlab.sweep")]
+    assert not offenders, offenders
+    assert not hasattr(gradlab.hypergrad, "hypergrad_sweep")

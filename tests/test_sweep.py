@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import sys
 
 import chex
 import jax
@@ -422,20 +424,14 @@ class TestProgressWithinChunk:
         quiet = sweep(TRAIN, {"lr": LRS}, lane_block=2, progress=False)
         _assert_tree_equal(shown.outputs, quiet.outputs)
 
-    def test_terminal_redraws_and_logs_get_lines(self):
-        import io
-
+    def test_terminal_redraws_and_logs_get_lines(self, monkeypatch):
+        from gradlab.sweeps import _progress
         from gradlab.sweeps._progress import Progress
 
-        class Tty(io.StringIO):
-            def isatty(self):
-                return True
-
-        for stream, tty in ((io.StringIO(), False), (Tty(), True)):
+        monkeypatch.setattr(_progress, "_tqdm_class", lambda: None)  # the built-in bar
+        for stream, tty in ((io.StringIO(), False), (_Tty(), True)):
             bar = Progress(True, total=8, start=0, n_chunks=1, lane_block=2, stream=stream,
                            min_interval=0.0, log_interval=0.0)  # fmt: skip
-            if tty and bar._tqdm is not None:  # tqdm installed: it draws the terminal bar
-                continue
             with bar:
                 bar.begin_chunk(8)
                 for _ in range(4):
@@ -445,6 +441,46 @@ class TestProgressWithinChunk:
             assert "2/8 configs, chunk 1/1" in text and "8/8 configs" in text
             assert ("\r" in text) == tty and text.endswith("\n")
             assert text.count("\n") == (1 if tty else 5)
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class TestTqdm:
+    """With tqdm installed (the ``progress`` extra): tqdm on a terminal, the built-in lines in
+    logs; the resume line on its own line; no bar left open."""
+
+    def test_tqdm_draws_the_terminal_bar_and_logs_keep_lines(self):
+        tqdm = pytest.importorskip("tqdm").tqdm
+        from gradlab.sweeps._progress import Progress
+
+        for stream, tty in ((io.StringIO(), False), (_Tty(), True)):
+            bar = Progress(True, total=8, start=2, n_chunks=1, lane_block=2, stream=stream,
+                           min_interval=0.0, log_interval=0.0)  # fmt: skip
+            bar.resuming(1, 2, 2, "ck")
+            with bar:
+                bar.begin_chunk(6)
+                for _ in range(3):
+                    bar.block_done()
+                bar.update(6)
+            text = stream.getvalue()
+            assert text.startswith("sweep: resuming: 1 of 2 chunks done (2 of 8 rows, from ck)\n")
+            assert ("100%" in text and "8/8 [" in text) == tty  # tqdm's own format
+            assert ("8/8 configs, chunk 1/1" in text) == (not tty)
+            assert text.endswith("\n") and len(tqdm._instances) == 0
+
+    def test_a_sweep_on_a_terminal_resumed_or_not(self, tmp_path, monkeypatch):
+        tqdm = pytest.importorskip("tqdm").tqdm
+        kw = dict(lane_block=2, chunk_size=4, checkpoint=tmp_path / "ck", progress=True)
+        for expect in ("8/8 [", "resuming: 2 of 2 chunks done"):
+            monkeypatch.setattr(sys, "stderr", _Tty())
+            sweep(TRAIN, {"lr": LRS}, **kw)
+            text = sys.stderr.getvalue()
+            assert expect in text and text.endswith("\n"), text
+            assert len(tqdm._instances) == 0
+        assert "%|" not in text  # resumed in full: no chunk ran, no bar drawn
 
 
 def test_no_module_is_shadowed_by_the_sweep_function():

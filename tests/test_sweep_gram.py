@@ -123,3 +123,12 @@ def test_bad_input():
         sweep_quadratic(X64, Y64, {"lr": [0.1]}, 10, path="fast")
     with pytest.raises(TypeError, match="floating"):
         sweep_quadratic(X64.astype(int), Y64, {"lr": [0.1]}, 10)
+
+
+@pytest.mark.parametrize("path", ["gram", "data"])
+def test_mixed_dtypes_are_a_named_error_not_a_scan_carry_error(path):
+    X16, y32 = X64.astype(np.float16), Y64.astype(np.float32)
+    with pytest.raises(TypeError, match=r"X has dtype float16 but y has dtype float32"):
+        sweep_quadratic(X16, y32, {"lr": [0.01]}, 10, path=path, progress=False)
+    with pytest.raises(TypeError, match=r"X has dtype float64 but y has dtype float32"):
+        quadratic_train(X64, y32, 10, path=path)

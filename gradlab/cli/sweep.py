@@ -221,14 +221,23 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     written = write_outputs(result, out, spec.get("plots"))
     n_div = int(result.diverged.sum())
-    print(f"{label}: {len(result)} configurations in {wall:.2f} s, {n_div} diverged")
-    if "loss" in result.columns and n_div < len(result):
-        best = result.best("loss")
-        shown = {k: best[k] for k in (*result.grid.names, "loss")}
-        print(f"best: {shown}")
+    n_inv = f", {int(result.invalid.sum())} invalid" if "invalid" in result.columns else ""
+    print(f"{label}: {len(result)} configurations in {wall:.2f} s, {n_div} diverged{n_inv}")
+    if "loss" in result.columns:
+        print(f"best: {_best_text(result)}")
     for p in written:
         print(f"wrote {p}")
     return 0
+
+
+def _best_text(result) -> str:
+    """The best row by loss (grid names and loss), or why there is none: every row (or, over
+    seeds, every group) diverged or failed a value check."""
+    try:
+        best = result.best("loss")
+    except ValueError as err:
+        return f"none ({err})"
+    return str({k: best[k] for k in (*result.grid.names, "loss")})
 
 
 def add_parser(subparsers) -> None:

@@ -6,16 +6,17 @@
   CG/GMRES; the lasso on its support), refusing when the inner solve is not converged enough.
 * :func:`check_hypergrad`: implicit, unrolled and finite differences in hyperparameter space
   side by side; a :class:`HypergradReport` says which is off and why (:class:`Finding`).
-* :func:`hypergrad_sweep`: hypergradients over a grid as one ``jit(vmap)``;
-  :func:`refine`: from a grid's best cell down the hypergradient in log space.
+* :func:`refine`: from a grid's best cell down the hypergradient in log space. (Hypergradients
+  over a grid as one ``jit(vmap)`` are :func:`gradlab.sweeps.hypergrad_sweep`: the sweep layer
+  uses hypergrad, never the reverse.)
 """
 
 from gradlab.hypergrad._check import Unroll, check_hypergrad
 from gradlab.hypergrad._findings import Finding, HypergradRefused, Witness
 from gradlab.hypergrad._finite_diff import FDResult, hypergrad_fd
-from gradlab.hypergrad._grid import RefineResult, hypergrad_sweep, refine
 from gradlab.hypergrad._implicit import ImplicitResult, implicit, implicit_at
 from gradlab.hypergrad._problem import InnerProblem
+from gradlab.hypergrad._refine import RefineResult, refine
 from gradlab.hypergrad._report import HypergradReport, Verdict, WitnessValue
 from gradlab.hypergrad._solvers import fit_solver, newton_solver
 from gradlab.hypergrad._unrolled import UnrolledResult, default_block, unrolled
@@ -37,7 +38,6 @@ __all__ = [
     "default_block",
     "fit_solver",
     "hypergrad_fd",
-    "hypergrad_sweep",
     "implicit",
     "implicit_at",
     "newton_solver",

@@ -3,8 +3,10 @@
 ``sweep(train, grid)`` runs ``jit(vmap(train))`` over every configuration of ``grid`` (a product
 of named values, or a zip), sharded over every device (``shard_map`` on a 1-D mesh), in chunks
 sized from a memory budget, with a progress bar and an atomic checkpoint after every chunk, and
-returns a :class:`SweepResult` table. ``sweep_quadratic`` is the fast path for MSE / ridge
-objectives: gradient descent on the Gram matrix, ``d x d`` work per step instead of ``n x d``.
+returns a :class:`SweepResult` table. ``hypergrad_sweep`` sweeps ``gradlab.hypergrad``'s
+hypergradients the same way (this layer uses hypergrad, never the reverse). ``sweep_quadratic``
+is the fast path for MSE / ridge objectives: gradient descent on the Gram matrix, ``d x d`` work
+per step instead of ``n x d``.
 
 Bitwise reproducibility, precision and multi-host use (GPU clusters, TPU pods) are described in
 ``gradlab.sweeps._run``; the Gram path's scope in ``gradlab.sweeps._gram``; what a checkpoint
@@ -23,6 +25,7 @@ the function would break every user's ``gradlab.sweep(...)``.
 from gradlab.sweeps._checkpoint import CheckpointError
 from gradlab.sweeps._gram import QuadraticFit, quadratic_train, sweep_quadratic
 from gradlab.sweeps._grid import Grid, make_grid
+from gradlab.sweeps._hypergrad import hypergrad_sweep
 from gradlab.sweeps._progress import ProgressInfo
 from gradlab.sweeps._result import SweepResult
 from gradlab.sweeps._run import SweepInterrupted, config_key, sweep
@@ -35,6 +38,7 @@ __all__ = [
     "SweepInterrupted",
     "SweepResult",
     "config_key",
+    "hypergrad_sweep",
     "make_grid",
     "quadratic_train",
     "sweep",

@@ -7,8 +7,9 @@ over a group's :math:`k` rows that did not diverge and have a finite value,
            s_m = \Big(\frac1{k-1} \sum_i (m_i - \bar m)^2\Big)^{1/2}                  \tag{1}
 
 (the sample standard deviation, as pandas' ``std``; NaN when :math:`k < 2`). A group with a
-diverged row can still be summarized (its ``diverged`` count says so), but it is never the best:
-a configuration that diverges for some seed is not one to pick.
+diverged or invalid row (a run that failed a value check) can still be summarized (its
+``diverged`` and ``invalid`` counts say so), but it is never the best: a configuration that
+diverges or is invalid for some seed is not one to pick.
 """
 
 from __future__ import annotations
@@ -68,21 +69,26 @@ def summarize(
 ) -> dict[str, np.ndarray]:
     """One row per group: ``by`` values, ``count``, ``diverged`` and each metric's statistics.
 
-    ``count`` is the number of rows aggregated (not diverged), ``diverged`` the number that
-    diverged; per metric ``{m}_mean``, ``{m}_std`` (eq. (1)), ``{m}_median``, ``{m}_min``,
-    ``{m}_max`` over the group's non-diverged rows with a finite value (NaN if none).
+    ``count`` is the number of rows aggregated (neither diverged nor invalid), ``diverged`` the
+    number that diverged, ``invalid`` (when ``columns`` has it) the number that failed a value
+    check; per metric ``{m}_mean``, ``{m}_std`` (eq. (1)), ``{m}_median``, ``{m}_min``,
+    ``{m}_max`` over the group's aggregated rows with a finite value (NaN if none).
     """
     diverged = np.asarray(columns["diverged"], bool)
     group, first = group_index(hparams, by, diverged.shape[0])
     n_groups = first.shape[0]
+    invalid = np.asarray(columns.get("invalid", np.zeros_like(diverged)), bool)
+    failed = diverged | invalid
     out = {k: hparams[k][first] for k in by}
-    out["count"] = np.bincount(group, ~diverged, n_groups).astype(np.int64)
+    out["count"] = np.bincount(group, ~failed, n_groups).astype(np.int64)
     out["diverged"] = np.bincount(group, diverged, n_groups).astype(np.int64)
+    if "invalid" in columns:
+        out["invalid"] = np.bincount(group, invalid, n_groups).astype(np.int64)
     for m in metrics:
         vals = np.asarray(columns[m], np.float64)
         stats = {s: np.full(n_groups, np.nan) for s in ("mean", "std", "median", "min", "max")}
         for g in range(n_groups):
-            v = vals[(group == g) & ~diverged]
+            v = vals[(group == g) & ~failed]
             v = v[np.isfinite(v)]
             if v.size:
                 stats["mean"][g], stats["median"][g] = v.mean(), np.median(v)
@@ -97,11 +103,13 @@ def best_group(summary: Mapping[str, np.ndarray], metric: str, agg: str, mode: s
     if agg not in AGGREGATES:
         raise ValueError(f"agg must be one of {AGGREGATES}; got {agg!r}")
     vals = summary[f"{metric}_{agg}"]
-    ok = (summary["diverged"] == 0) & (summary["count"] > 0) & np.isfinite(vals)
+    invalid = summary.get("invalid", np.zeros_like(summary["diverged"]))
+    ok = (summary["diverged"] == 0) & (invalid == 0) & (summary["count"] > 0) & np.isfinite(vals)
     if not ok.any():
         raise ValueError(
-            f"no group has a finite {metric!r} {agg} without a diverged run "
-            f"({vals.shape[0]} groups, {int(np.sum(summary['diverged'] > 0))} with divergences)"
+            f"no group has a finite {metric!r} {agg} without a diverged or invalid run "
+            f"({vals.shape[0]} groups, {int(np.sum(summary['diverged'] > 0))} with divergences, "
+            f"{int(np.sum(invalid > 0))} with invalid runs)"
         )
     return int(np.argmin(np.where(ok, vals if mode == "min" else -vals, np.inf)))
 

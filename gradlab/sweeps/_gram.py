@@ -58,6 +58,7 @@ from gradlab import _validate as v
 from gradlab.sweeps._grid import Grid, make_grid
 from gradlab.sweeps._result import SweepResult
 from gradlab.sweeps._run import sweep
+from gradlab.train._types import default_divergence_bound
 
 HPARAMS = ("lr", "l2", "momentum", "seed")
 PATHS = ("gram", "data")
@@ -81,6 +82,7 @@ def _check(X, y, steps, record_every, w0):
     v.check_floating("X", X)
     n, d = X.shape
     v.check_shape("y", y, (n,))
+    v.check_same_dtype("X", X, "y", y)  # a promoted y would change the scan carry's dtype
     v.check_finite("X", X)
     v.check_finite("y", y)
     if int(steps) != steps or steps < 1:
@@ -200,13 +202,13 @@ def quadratic_train(
 
     Args:
       X: ``(n, d)`` floating design matrix (a ones column gives a bias).
-      y: ``(n,)`` targets, same dtype.
+      y: ``(n,)`` targets, of ``X``'s dtype (a ``TypeError`` otherwise: no silent promotion).
       steps: gradient steps.
       path: ``"gram"`` (eq. (3), ``d x d`` per step) or ``"data"`` (eq. (4), ``n x d``).
       w0: ``(d,)`` start (default zeros).
       record_every: history stride (must divide ``steps``).
       divergence_bound: a run diverged when a recorded loss is not finite or exceeds this;
-        default ``1e6 * max(J(w0), 1)``.
+        default ``gradlab.train.default_divergence_bound(J(w0))``, ``1e6 max(J(w0), 1)``.
 
     Returns:
       ``train(hparams, key) -> QuadraticFit``; ``hparams`` holds ``"lr"`` and optionally
@@ -225,7 +227,8 @@ def quadratic_train(
         s = (y @ y) / n
         r0 = X @ w_init - y
         j0 = (r0 @ r0) / n
-    bound = 1e6 * max(float(j0), 1.0) if divergence_bound is None else float(divergence_bound)
+        default = default_divergence_bound(j0)  # 1e6 max(|J(w0)|, 1), as gradlab.fit
+    bound = float(default) if divergence_bound is None else float(divergence_bound)
     record_steps = jnp.arange(record_every, steps + 1, record_every, dtype=jnp.int32)
     problem = _Problem(X, y, G, c, s, w_init, bound, record_steps, steps, record_every, path)
     return functools.partial(_run, problem)

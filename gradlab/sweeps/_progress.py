@@ -10,7 +10,9 @@ lanes' arithmetic is untouched (a test checks bitwise equality with the bar on a
 callback's cost is measured in ``benchmarks/bench_sweep.py``.
 
 Rendering. ``progress=True``: ``tqdm`` when it is installed (``pip install gradlab[progress]``)
-and stderr is a terminal; otherwise a built-in bar, redrawn in place on a terminal and, in logs
+and stderr is a terminal (opened when the first chunk starts and closed when the last ends, so
+a fully resumed sweep draws no bar and the resume line never lands inside one); otherwise a
+built-in bar, redrawn in place on a terminal and, in logs
 and CI (not a terminal), written as one line per update at most every ``log_interval`` seconds,
 plus the last. ``progress=False``: nothing on stderr (the ``gradlab.sweeps`` logger still gets
 the plan and the resume at INFO, each chunk at DEBUG). ``progress`` may also be a callable,
@@ -90,13 +92,7 @@ class Progress:
         self._blocks, self._chunk_rows = 0, 0
         self._lock = threading.Lock()
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        tqdm = _tqdm_class() if progress is True and self._tty else None
-        self._tqdm = None
-        if tqdm is not None:
-            self._tqdm = tqdm(
-                total=total, initial=start, unit="config", desc="sweep", file=self.stream,
-                mininterval=min_interval,
-            )  # fmt: skip
+        self._tqdm = None  # drawn only while chunks run (``with``), closed when they stop
 
     @property
     def wants_blocks(self) -> bool:
@@ -104,13 +100,20 @@ class Progress:
         return self.progress is True
 
     def __enter__(self) -> Progress:
+        tqdm = _tqdm_class() if self.progress is True and self._tty else None
+        if tqdm is not None:  # opened here, not in __init__: nothing is drawn when no chunk runs
+            self._tqdm = tqdm(
+                total=self.total, initial=self.done, unit="config", desc="sweep",
+                file=self.stream, mininterval=self.min_interval,
+            )  # fmt: skip
         _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
         _ACTIVE.remove(self)
         if self._tqdm is not None:
-            self._tqdm.close()
+            self._tqdm.close()  # ends the bar's line, also on an interrupt
+            self._tqdm = None
 
     def begin_chunk(self, rows: int) -> None:
         """A chunk of ``rows`` configurations starts: its block count restarts."""

@@ -1,11 +1,15 @@
 """``SweepResult``: one row per configuration, the stacked outputs, exports.
 
-Rows are read from ``train``'s stacked outputs by duck typing, never by importing the trainer:
+Rows are read from ``train``'s stacked outputs through one declared protocol,
+:class:`gradlab.train.FitLike` (from the trainer's types, not the trainer):
 
-* an output with ``history``, ``diverged`` and ``steps_taken`` (a ``gradlab.fit`` result, or any
-  object shaped like one) gives each row the *last* history entry of every metric (``loss``,
-  ``grad_norm``, user metrics), ``diverged``, ``steps_taken``, ``stopped_early`` when present, and
-  the output's own ``precision`` when it records one;
+* an output that is ``FitLike`` (``history``, ``diverged`` and ``steps_taken``: a ``gradlab.fit``
+  result, or the Gram path's ``QuadraticFit``) gives each row the *last* history entry of every
+  metric (``loss``, ``grad_norm``, user metrics), ``diverged``, ``steps_taken``, ``stopped_early``
+  when present, ``invalid`` and ``invalid_reason`` (the failed check's message, ``""`` when
+  valid; see ``FitResult.reasons``) when it records them, and its own ``precision`` when it
+  records one. An invalid row, like a diverged one, is never the best (:meth:`SweepResult.best`)
+  and is not aggregated (:meth:`SweepResult.summary`);
 * any other pytree gives each row its scalar leaves, named by their path (``{"loss": ..,
   "w": ..}`` gives columns ``loss``; ``w`` of shape ``(d,)`` stays in ``outputs``); ``diverged``
   is a boolean scalar leaf named ``diverged`` if there is one, else "some floating scalar leaf is
@@ -28,11 +32,7 @@ import numpy as np
 
 from gradlab.sweeps import _analysis
 from gradlab.sweeps._grid import Grid
-
-
-def is_fit_like(out: Any) -> bool:
-    """Duck typing for a ``gradlab.fit`` result: ``history``, ``diverged``, ``steps_taken``."""
-    return all(hasattr(out, a) for a in ("history", "diverged", "steps_taken"))
+from gradlab.train._types import FitLike
 
 
 def _path_name(path) -> str:
@@ -57,14 +57,32 @@ def scalar_columns(outputs: Any, n: int) -> dict[str, np.ndarray]:
     return cols
 
 
+def invalid_columns(outputs: Any, n: int) -> dict[str, np.ndarray]:
+    """``invalid`` (bool) and ``invalid_reason`` (text, ``""`` when valid) of a fit-like output
+    that records them (``FitResult.invalid``, ``.invalid_reason`` indexing ``.checks``), else
+    nothing. The text is ``checks[invalid_reason]`` as in ``FitResult.reasons``."""
+    invalid = getattr(outputs, "invalid", None)
+    if invalid is None:
+        return {}
+    invalid = np.asarray(invalid).astype(bool).reshape(n)
+    code = getattr(outputs, "invalid_reason", None)
+    code = np.full(n, -1) if code is None else np.asarray(code).reshape(n)
+    messages = np.asarray(["", *getattr(outputs, "checks", ())], dtype=str)
+    known = invalid & (code >= 0) & (code < messages.shape[0] - 1)
+    text = np.where(known, messages[np.where(known, code + 1, 0)], "")
+    text = np.where(invalid & ~known, "invalid (no message recorded)", text)
+    return {"invalid": invalid, "invalid_reason": text.astype(str)}
+
+
 def columns_from_outputs(outputs: Any, n: int, precision: str) -> dict[str, np.ndarray]:
     """The table's non-hyperparameter columns (see the module docstring)."""
-    if is_fit_like(outputs):
+    if isinstance(outputs, FitLike):
         cols = {k: np.asarray(h)[:, -1] for k, h in outputs.history.items()}
         cols["diverged"] = np.asarray(outputs.diverged).astype(bool)
         cols["steps_taken"] = np.asarray(outputs.steps_taken)
         if hasattr(outputs, "stopped_early"):
             cols["stopped_early"] = np.asarray(outputs.stopped_early).astype(bool)
+        cols.update(invalid_columns(outputs, n))
         prec = getattr(outputs, "precision", precision)
         cols["precision"] = np.full(n, prec if isinstance(prec, str) else precision)
         return cols
@@ -122,9 +140,10 @@ class SweepResult:
 
     def __repr__(self) -> str:
         ndiv = int(np.sum(self.columns["diverged"]))
+        ninv = f", {int(np.sum(self.invalid))} invalid" if "invalid" in self.columns else ""
         return (
             f"SweepResult({len(self)} configurations over {list(self.grid.names)}, "
-            f"{ndiv} diverged, columns {self.column_names}, precision={self.precision!r})"
+            f"{ndiv} diverged{ninv}, columns {self.column_names}, precision={self.precision!r})"
         )
 
     @property
@@ -138,6 +157,12 @@ class SweepResult:
     @property
     def diverged(self) -> np.ndarray:
         return self.columns["diverged"]
+
+    @property
+    def invalid(self) -> np.ndarray:
+        """Rows whose run failed a value check (``FitResult.invalid``); all False when ``train``
+        records no checks."""
+        return self.columns.get("invalid", np.zeros(len(self), bool))
 
     @property
     def params(self) -> Any:
@@ -183,10 +208,11 @@ class SweepResult:
         """The best configuration by ``metric``, aggregated over seeds when the grid has them.
 
         Without aggregation: the row with the smallest (``mode="min"``) or largest (``"max"``)
-        finite ``metric`` among rows that did not diverge; ties go to the lowest index. With
-        ``over``: rows that agree on every other grid name form a group, ranked by the ``agg``
-        (``"mean"``, ``"median"``, ``"min"``, ``"max"``) of ``metric`` over the group; a group in
-        which any run diverged is never the best (see :meth:`summary`).
+        finite ``metric`` among rows that neither diverged nor are ``invalid``; ties go to the
+        lowest index. With ``over``: rows that agree on every other grid name form a group,
+        ranked by the ``agg`` (``"mean"``, ``"median"``, ``"min"``, ``"max"``) of ``metric`` over
+        the group; a group in which any run diverged or is invalid is never the best (see
+        :meth:`summary`).
 
         Args:
           metric: a numeric column (``loss``, ``grad_norm``, a user metric).
@@ -225,11 +251,12 @@ class SweepResult:
                 row[k] = [_py(v) for v in self.grid.values[k][group == i]]
             return {**row, metric: row[f"{metric}_{agg}"]}
         vals = self.columns[metric].astype(float)
-        ok = ~self.columns["diverged"] & np.isfinite(vals)
+        ok = ~self.columns["diverged"] & ~self.invalid & np.isfinite(vals)
         if not ok.any():
             raise ValueError(
-                f"no row has a finite {metric!r} without diverging ({len(self)} rows, "
-                f"{int(self.columns['diverged'].sum())} diverged)"
+                f"no row has a finite {metric!r} without diverging or being invalid "
+                f"({len(self)} rows, {int(self.columns['diverged'].sum())} diverged, "
+                f"{int(self.invalid.sum())} invalid)"
             )
         masked = np.where(ok, vals if mode == "min" else -vals, np.inf)
         return self.row(int(np.argmin(masked)))
@@ -257,7 +284,8 @@ class SweepResult:
 
         Returns:
           Column name -> array, one entry per group in grid order: the ``by`` names, ``count``
-          (runs aggregated: those that did not diverge), ``diverged`` (runs that diverged) and
+          (runs aggregated: neither diverged nor invalid), ``diverged`` (runs that diverged),
+          ``invalid`` (runs that failed a value check, when ``train`` records them) and
           ``{m}_mean``, ``{m}_std`` (sample, NaN for one run), ``{m}_median``, ``{m}_min``,
           ``{m}_max`` per metric. ``pandas.DataFrame(res.summary())`` makes it a DataFrame.
         """
