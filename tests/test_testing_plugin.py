@@ -147,7 +147,7 @@ def test_a_case_checks_hessians_and_raises_with_a_headline():
         bad.check()
     first = str(info.value).splitlines()[0]
     assert first.startswith(
-        "args[0]: 1 of 3 elements differs, worst args[0][1] rel err 3.60e-01 "
+        "args[0]: 1 of 3 elements differs, worst args[0][1] rel err 5.62e-01 "
         "(hand 0, autodiff 6.75, fd 6.75)"
     )
     assert "gradlab check_grad: MISMATCH" in str(info.value).splitlines()[1]
