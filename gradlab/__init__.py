@@ -5,7 +5,15 @@ derivations -> check -> optim -> train -> sweep -> plot -> cli.
 """
 
 from gradlab import derivations, optim
-from gradlab.check import GradientMismatch, GradReport, assert_grad, check_grad, check_hessian
+from gradlab.check import (
+    GradientMismatch,
+    GradReport,
+    SearchReport,
+    assert_grad,
+    check_grad,
+    check_hessian,
+    search_grad,
+)
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.optim import (
     IllConditionedWarning,
@@ -30,6 +38,8 @@ __all__ = [
     "assert_grad",
     "check_grad",
     "check_hessian",
+    "SearchReport",
+    "search_grad",
     "REGISTRY",
     "Derivation",
     "derivations",

@@ -10,6 +10,7 @@ from gradlab.check._finite_differences import FiniteDifferences, finite_differen
 from gradlab.check._grad import GradientMismatch, assert_grad, check_grad
 from gradlab.check._hessian import check_hessian
 from gradlab.check._report import DtypeVerdict, Element, GradReport, Kink, LeafReport, NonFinite
+from gradlab.check._search import Counterexample, SearchReport, search_grad
 
 __all__ = [
     "Blame",
@@ -25,4 +26,7 @@ __all__ = [
     "check_grad",
     "check_hessian",
     "finite_differences",
+    "Counterexample",
+    "SearchReport",
+    "search_grad",
 ]
