@@ -307,7 +307,15 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="timing only, without numdifftools (minutes)"
     )
+    ap.add_argument(
+        "--only",
+        metavar="SUBSTR",
+        help="run only the checkers whose name contains SUBSTR (e.g. gradlab: old vs new)",
+    )
     a = ap.parse_args()
+    if a.only:
+        for name in [n for n in TOOLS if a.only not in n]:
+            del TOOLS[name]
     warnings.filterwarnings("ignore")
     print(f"machine: {machine()}")
     print(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from gradlab import check_grad
+from gradlab.check import Finding
 
 # ---- seed 001, as written -----------------------------------------------------------------------
 
@@ -88,7 +89,8 @@ def test_seed001_backward_as_written_is_flagged_and_blamed_on_l1_and_l2(seed001_
     assert abs(blame["mse"].coef) < 1e-9
     assert blame["l1"].explained + blame["l2"].explained == pytest.approx(1.0, abs=1e-9)
     assert blame["l2"].explained > 1e-4  # both named, not only the larger
-    assert "term 'l1'" in report.verdicts[-1] and "term 'l2'" in report.verdicts[-1]
+    assert report.verdicts[-1].kind is Finding.BLAME
+    assert "term 'l1'" in str(report.verdicts[-1]) and "term 'l2'" in str(report.verdicts[-1])
 
 
 def test_seed001_with_both_fixes_passes(seed001_args):
@@ -146,7 +148,7 @@ def test_softmax_nll_wrong_sign_is_caught():
     assert check_grad(softmax_nll, softmax_grad, theta, data).ok
     report = check_grad(softmax_nll, lambda t, x: softmax_grad(t, x, -1.0), theta, data)
     assert not report.ok and report.leaves[0].n_fail == 3
-    assert report.verdicts[0].startswith("hand bug")
+    assert report.verdicts[0].kind is Finding.HAND_BUG
 
 
 def mixture_nll(p, x):
@@ -215,7 +217,7 @@ def test_broadcasting_bug_in_numpy_gradient_is_caught():
 
     assert check_grad(mse_col, good, w, X, y_col).ok
     report = check_grad(mse_col, bug_values, w, X, y_col)
-    assert not report.ok and report.verdicts[0].startswith("hand bug")
+    assert not report.ok and report.verdicts[0].kind is Finding.HAND_BUG
     with pytest.raises(
         ValueError, match=r"returned shape \(4, 30\) for args\[0\], which has shape \(4,\)"
     ):

@@ -20,6 +20,12 @@ terms in proportion to the size of their parts of the fit:
 ``w``, the raw projections :math:`c_t \nabla T_t\cdot\rho` can exceed 1 or be negative).
 The columns are scaled to unit norm before solving, and a rank-deficient :math:`G` gets the
 minimum-norm solution.
+
+Only what a term explains is blamed. The fit runs on the smooth elements (at a kink autodiff's
+value is a convention, and its difference from a valid hand subgradient is no error), and terms
+are named only when the fit explains at least ``BLAME_MIN_R2`` = 99% of the residual's squared
+norm, :math:`R^2 \ge 0.99`. A residual that is not a combination of the term gradients (one
+element off, two elements swapped) gets "no single term explains it" and its :math:`R^2`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+BLAME_MIN_R2 = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +44,11 @@ class Blame:
     term: str
     coef: float
     explained: float
+
+
+def explained(blames: list[Blame]) -> float:
+    """The fit's :math:`R^2`: the fraction of the residual the terms explain together."""
+    return float(sum(b.explained for b in blames))
 
 
 def significant(blames: list[Blame], floor: float = 1e-6) -> list[Blame]:

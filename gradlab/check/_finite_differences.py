@@ -1,7 +1,7 @@
 r"""The finite-difference witness as a public function, for studies of differences themselves.
 
 ``check_grad`` uses finite differences only as a referee; this exposes the same witness (the
-four loss values of ``_witnesses`` eq. (1)-(2), batched with ``vmap`` and chunked under one
+four loss values of ``_differences`` eq. (1)-(2), batched with ``vmap`` and chunked under one
 ``jit``) for users who want the numbers: forward, central and Richardson-extrapolated
 differences with their error estimate, per element, as pytrees shaped like the parameters.
 
@@ -16,6 +16,7 @@ Truncation error is :math:`O(h)`, :math:`O(h^2)` and :math:`O(h^4)`; rounding er
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gradlab.check import _tree, _witnesses
+from gradlab.check import _differences, _tree, _witnesses
 
 PyTree = Any
 
@@ -52,7 +53,8 @@ def finite_differences(
     *args,
     argnums: int | tuple[int, ...] = 0,
     step: float | None = None,
-    memory_budget: int = 256 * 2**20,
+    fd_memory_budget: int = _differences.DEFAULT_FD_MEMORY_BUDGET,
+    memory_budget: int | None = None,
 ) -> FiniteDifferences:
     """Forward, central and Richardson finite differences of a scalar loss, every element.
 
@@ -62,7 +64,8 @@ def finite_differences(
       argnums: which argument(s), as in ``jax.grad``.
       step: the step ``h`` for every element; default: the checker's dtype-aware power-of-two
         step ``h ~ eps^(1/5) max(1, |x|)``. Differences are taken in the parameters' dtype.
-      memory_budget: bytes of perturbed argument copies alive at once (chunking).
+      fd_memory_budget: bytes of perturbed argument copies alive at once (chunking).
+      memory_budget: deprecated name of ``fd_memory_budget``.
 
     Returns:
       A :class:`FiniteDifferences` of pytrees shaped like ``args[argnums]`` (float64 numpy).
@@ -73,6 +76,13 @@ def finite_differences(
       >>> bool(abs(fd.richardson[0] - 1.0) < 1e-6)
       True
     """
+    if memory_budget is not None:
+        warnings.warn(
+            "finite_differences(memory_budget=...) is renamed fd_memory_budget",
+            DeprecationWarning,
+            2,
+        )
+        fd_memory_budget = memory_budget
     argnums = _tree.normalize_argnums(argnums, len(args))
     _witnesses.check_scalar_loss(loss, args)
     x, unravel = ravel_pytree(_tree.get_params(args, argnums))
@@ -81,17 +91,17 @@ def finite_differences(
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"args[{argnums}] must hold floating-point leaves; got dtype {dtype}")
     if step is None:
-        h = _witnesses.steps(x, dtype)
+        h = _differences.steps(x, dtype)
     else:
         if not (np.ndim(step) == 0 and np.isfinite(step) and step > 0):
             raise ValueError(f"step must be a finite positive scalar; got {step!r}")
         h = np.full(x.shape, step, dtype)
     idx = np.arange(x.size, dtype=np.int32)
-    chunk = _witnesses.chunk_size(args, idx.size, memory_budget)
-    run = _witnesses._fd_flat(loss, argnums, chunk)
-    values = np.asarray(run(args, jnp.asarray(h), idx), np.float64)
+    chunk = _differences.chunk_size(args, max(1, idx.size), fd_memory_budget)
+    run = _differences.fd_program(loss, argnums, chunk)
+    values = np.asarray(run(args, jnp.asarray(h), idx), np.float64).reshape(-1, 4)
     f0 = float(loss(*args))
-    fd = _witnesses.FD(values, h.astype(np.float64), f0, float(np.finfo(dtype).eps))
+    fd = _differences.FD.from_values(values, h, f0, _differences.eps_of(dtype))
     hh = fd.h
     with np.errstate(all="ignore"):
         forward = (values[:, 0] - f0) / hh  # (1)

@@ -13,16 +13,20 @@ Witnesses, for the parameters raveled into :math:`x \in \mathbb{R}^N`:
 .. math::  D(h) = \frac{g(x + hv) - g(x - hv)}{2h},\qquad
            R = D(\tfrac h2) + \frac{D(\tfrac h2) - D(h)}{3} = Hv + O(h^4)                 \tag{1}
 
-  with error estimate :math:`\lvert D(h/2) - D(h)\rvert/3 + 2\varepsilon\max\lvert g\rvert/h`.
+  with error estimate :math:`\lvert D(h/2) - D(h)\rvert/3 + 2\varepsilon\max\lvert g\rvert/h`:
+  the same pure ``_differences.richardson`` the gradient check uses.
 
 Directions :math:`v`: every basis vector (the full Hessian) for a hand Hessian, and for a hand HVP
-when :math:`N \le` ``max_dense``; otherwise ``directions`` seeded Gaussian vectors. Hand against
-autodiff is judged with ``_compare`` eq. (1) (the scale is the Hessian's largest magnitude);
+when :math:`N \le` ``max_dense``; otherwise ``directions`` seeded Gaussian vectors. A Hessian
+block is reported as ``H[row leaf, column leaf]`` with indices ``(row..., column...)``; HVP rows
+as ``Hv[leaf]`` with indices ``(direction, element...)`` (``LeafReport.axes`` names them). Hand
+against autodiff is judged with ``_compare`` eq. (1) (the scale is the Hessian's largest magnitude);
 differences of the gradient referee.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -33,10 +37,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gradlab.check import _compare, _tree, _witnesses
-from gradlab.check._report import Element, GradReport, LeafReport, NonFinite
+from gradlab.check import _compare, _differences, _findings, _tree, _witnesses
+from gradlab.check._judge import Tolerance, judge_smooth
+from gradlab.check._problem import Problem, ReportLeaf, build
+from gradlab.check._report import HessianReport
+from gradlab.check._settings import DEFAULT_DIRECTIONS, seed_words
+from gradlab.check._verdict import Finding, Verdict
 
-Kinds = ("auto", "hessian", "hvp")
+KINDS = ("auto", "hessian", "hvp")
 
 
 @functools.lru_cache(maxsize=128)
@@ -49,87 +57,144 @@ def _ad_hvp(loss, argnums):
     """Forward over reverse, vmapped over the rows of ``V`` (raveled directions)."""
 
     def run(args, V):
-        params = _tree.get_params(args, argnums)
-        x, unravel = ravel_pytree(params)
+        x, unravel = ravel_pytree(_tree.get_params(args, argnums))
 
         def g(xv):
-            return ravel_pytree(
-                jax.grad(loss, argnums)(*_tree.set_params(args, argnums, unravel(xv)))
-            )[0]
+            grad = jax.grad(loss, argnums)(*_tree.set_params(args, argnums, unravel(xv)))
+            return ravel_pytree(grad)[0]
 
         return jax.vmap(lambda v: jax.jvp(g, (x,), (v,))[1])(V)
 
     return jax.jit(run)
 
 
-def _grad_differences(gfun, args, argnums, V, traced):
-    """Eq. (1) for each row of ``V``: (R, err), both (m, N)."""
-    params = _tree.get_params(args, argnums)
-    x, unravel = ravel_pytree(params)
-    x = np.asarray(x)
-    dtype = x.dtype
-    eps = float(np.finfo(dtype).eps)
-    h = float(_witnesses.steps(np.asarray([max(1.0, float(np.max(np.abs(x))))]), dtype)[0])
+def _gradient_values(gfun, problem: Problem, V: np.ndarray, h: float, traced: bool) -> np.ndarray:
+    """``g(x + s v)`` for ``s`` in ``(h, -h, h/2, -h/2)`` per row ``v``: shape ``(m, 4, N)``."""
+    x, unravel = problem.ravel()
 
     def g_at(xv):
-        out = gfun(*_tree.set_params(args, argnums, unravel(xv)))
-        return ravel_pytree(out)[0]
+        return ravel_pytree(gfun(*problem.with_params(unravel(xv))))[0]
 
-    steps = np.asarray([h, -h, 0.5 * h, -0.5 * h], dtype)
+    steps = np.asarray([h, -h, 0.5 * h, -0.5 * h], x.dtype)
     if traced:
         f = jax.jit(jax.vmap(lambda v: jax.vmap(lambda s: g_at(x + s * v))(jnp.asarray(steps))))
-        vals = np.asarray(f(jnp.asarray(V, dtype)), np.float64)  # (m, 4, N)
-    else:
-        vals = np.asarray(
-            [[np.asarray(g_at(jnp.asarray(x + s * v)), np.float64) for s in steps] for v in V]
-        )
-    gp, gm, gp2, gm2 = (vals[:, i] for i in range(4))
-    with np.errstate(all="ignore"):
-        d1 = (gp - gm) / (2 * h)
-        d2 = (gp2 - gm2) / h
-        r = d2 + (d2 - d1) / 3.0  # (1)
-        err = np.abs(d2 - d1) / 3.0 + 2 * eps * np.abs(vals).max(axis=1) / h
-    return r, err
+        return np.asarray(f(jnp.asarray(V, x.dtype)), np.float64)
+    return np.asarray(
+        [[np.asarray(g_at(jnp.asarray(x + s * v)), np.float64) for s in steps] for v in V]
+    )
 
 
-def _dense_hessian(tree, params, argnums, leaves, witness) -> np.ndarray:
+def grad_differences(gfun, problem: Problem, V: np.ndarray, traced: bool):
+    """Eq. (1) for each row of ``V``: ``(R, err)``, both ``(m, N)``."""
+    x, _ = problem.ravel()
+    h = float(_differences.steps(np.asarray([max(1.0, float(np.max(np.abs(x))))]), x.dtype)[0])
+    vals = _gradient_values(gfun, problem, V, h, traced)
+    d1 = (vals[:, 0] - vals[:, 1]) / (2 * h)
+    d2 = (vals[:, 2] - vals[:, 3]) / h
+    return _differences.richardson(
+        d1, d2, np.abs(vals).max(axis=1), _differences.eps_of(x.dtype), h
+    )
+
+
+def _dense_hessian(tree, problem: Problem, witness: str) -> np.ndarray:
     """The nested ``[i][j]`` blocks of a Hessian pytree as one (N, N) matrix, shapes checked."""
-    tdef = jax.tree.structure(params)
+    tdef = jax.tree.structure(problem.params)
     try:
-        rows = tdef.flatten_up_to(tree)
-        blocks = [tdef.flatten_up_to(r) for r in rows]
+        blocks = [tdef.flatten_up_to(r) for r in tdef.flatten_up_to(tree)]
     except (ValueError, TypeError) as err:
         raise ValueError(
             f"{witness} must be the nested pytree jax.hessian returns (outer and inner structure "
             f"{tdef}); got {jax.tree.structure(tree)}"
         ) from err
-    out = []
-    for li, row in zip(leaves, blocks, strict=True):
+    rows = []
+    for li, row in zip(problem.tree_leaves, blocks, strict=True):
         cols = []
-        for lj, blk in zip(leaves, row, strict=True):
-            want = li.shape + lj.shape
-            if tuple(np.shape(blk)) != want:
+        for lj, blk in zip(problem.tree_leaves, row, strict=True):
+            if tuple(np.shape(blk)) != li.shape + lj.shape:
                 raise ValueError(
-                    f"{witness} block {li.path}{lj.path} has shape {tuple(np.shape(blk))} but "
-                    f"expected {want} (leaf shapes {li.shape} and {lj.shape})"
+                    f"{witness} block H[{li.path}, {lj.path}] has shape {tuple(np.shape(blk))} "
+                    f"but expected {li.shape + lj.shape} (leaf shapes {li.shape} and {lj.shape})"
                 )
             cols.append(np.asarray(blk, np.float64).reshape(li.size, lj.size))
-        out.append(np.concatenate(cols, axis=1))
-    return np.concatenate(out, axis=0)
+        rows.append(np.concatenate(cols, axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def _is_hvp(fn, nargs) -> bool:
     try:
         inspect.signature(fn).bind(*range(nargs + 1))
-    except TypeError:
-        return False
-    except ValueError:
+    except (TypeError, ValueError):
         return False
     try:
         inspect.signature(fn).bind(*range(nargs))
     except TypeError:
         return True
     return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Witnessed:
+    """Hand and autodiff ``(N, m)`` (column ``j`` is ``H v_j``), the directions, the call."""
+
+    H: np.ndarray
+    A: np.ndarray
+    V: np.ndarray
+    how: str
+    mode: str
+
+
+def _hessian_witnesses(problem: Problem, hess) -> _Witnessed:
+    raw, call = _witnesses.call_hand(hess, problem.args)
+    H = _dense_hessian(raw, problem, "hess(*args)")
+    A = _dense_hessian(
+        _ad_hessian(problem.loss, problem.argnums)(*problem.args), problem, "jax.hessian"
+    )
+    V = np.eye(problem.size, dtype=problem.dtype)
+    return _Witnessed(H, A, V, call.how, "hessian, every element")
+
+
+def _hvp_witnesses(problem: Problem, hvp, V: np.ndarray, mode: str) -> _Witnessed:
+    _, unravel = problem.ravel()
+    cols, how = [], ""
+    for v in V:
+        raw, call = _witnesses.call_hand(hvp, (*problem.args, unravel(jnp.asarray(v))))
+        how = call.how
+        got = _tree.check_grad_tree(
+            "hess(*args, v)", raw, problem.params, problem.argnums, list(problem.tree_leaves)
+        )
+        cols.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in got]))
+    A = np.asarray(_ad_hvp(problem.loss, problem.argnums)(problem.args, jnp.asarray(V)), np.float64)
+    return _Witnessed(np.stack(cols, axis=1), A.T, V, how, mode)
+
+
+def _blocks(problem: Problem, kind: str, m: int):
+    """``(path, rows, cols, ReportLeaf, axes, transpose)`` per block of the ``(N, m)`` matrices."""
+    out = []
+    for li in problem.leaves:
+        if kind == "hessian":
+            for lj in problem.leaves:
+                leaf = ReportLeaf(f"H[{li.path}, {lj.path}]", li.shape + lj.shape, 0)
+                out.append((li.span, lj.span, leaf, ("row", "column"), False))
+        else:
+            leaf = ReportLeaf(f"Hv[{li.path}]", (m, *li.shape), 0)
+            out.append((li.span, slice(0, m), leaf, ("direction", "element"), True))
+    return out
+
+
+def _judge_blocks(problem, w: _Witnessed, R, E, tol, kind, n_worst, label):
+    reports, nonfinite, verdicts, agree = [], [], [], 0
+    fd_eps = max(_differences.eps_of(np.float64), tol.eps)
+    for rows, cols, leaf, axes, transpose in _blocks(problem, kind, w.V.shape[0]):
+        pick = [M[rows, cols] for M in (w.H, w.A, R, E)]
+        if transpose:
+            pick = [p.T for p in pick]
+        j = judge_smooth(*(p.ravel() for p in pick), fd_eps, tol)
+        rep = _findings.leaf_report(leaf, j, n_worst)
+        reports.append(dataclasses.replace(rep, axes=axes))
+        nonfinite += [n for n in _findings.nonfinite(leaf, j) if n.witness == "hand"]
+        verdicts += [dataclasses.replace(v, detail=label) for v in _findings.verdicts(leaf, j)]
+        agree += int(j.fd_agree.sum())
+    return reports, nonfinite, verdicts, agree
 
 
 def check_hessian(
@@ -141,11 +206,11 @@ def check_hessian(
     grad: Callable[..., Any] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    key: int = 0,
-    directions: int = 8,
+    key: jax.Array | int | None = None,
+    directions: int = DEFAULT_DIRECTIONS,
     max_dense: int = 256,
     n_worst: int = 5,
-) -> GradReport:
+) -> HessianReport:
     r"""Check a hand Hessian ``hess(*args)`` or HVP ``hess(*args, v)`` (see the module's eq. (1)).
 
     Args:
@@ -158,149 +223,69 @@ def check_hessian(
       kind: ``"auto"``, ``"hessian"`` or ``"hvp"``.
       grad: the hand gradient, whose differences are the third witness (``jax.grad`` if None).
       rtol, atol: as in :func:`check_grad` (``rtol`` defaults to ``2^12 eps``).
-      key: seed of the random directions (HVP with more than ``max_dense`` parameters).
-      directions: number of random directions in that case.
+      key: an int or a jax PRNG key seeding the random directions (as in :func:`check_grad`).
+      directions: number of random directions (HVP with more than ``max_dense`` parameters).
       max_dense: largest parameter count for which an HVP is checked on every basis vector.
       n_worst: elements listed per block.
 
     Returns:
-      A :class:`GradReport` titled ``check_hessian``: one "leaf" per Hessian block
-      ``[row leaf][column leaf]`` (or per HVP output leaf), indices ``(row..., column...)`` (or
+      A :class:`HessianReport`: one "leaf" per Hessian block ``H[row leaf, column leaf]``
+      (indices ``(row..., column...)``) or per HVP output leaf ``Hv[leaf]`` (indices
       ``(direction, element...)``), ``fd`` the differences of the gradient.
     """
-    if kind not in Kinds:
-        raise ValueError(f"kind must be one of {Kinds}; got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
     if not callable(loss) or not callable(hess):
         raise TypeError("loss and hess must be callable")
-    argnums = _tree.normalize_argnums(argnums, len(args))
-    params = _tree.get_params(args, argnums)
-    leaves = _tree.check_params(params, argnums)
+    if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
+        raise ValueError(f"directions must be a positive int; got {directions!r}")
+    rtol = _compare.check_tolerance("rtol", rtol)
+    atol = _compare.check_tolerance("atol", atol)
+    problem = build(loss, hess, args, argnums)
     _witnesses.check_scalar_loss(loss, args)
     if kind == "auto":
         kind = "hvp" if _is_hvp(hess, len(args)) else "hessian"
-    dtype = np.dtype(jnp.result_type(*[leaf.dtype for leaf in leaves]))
-    rtol = _compare.default_rtol(dtype) if rtol is None else float(rtol)
-    x, unravel = ravel_pytree(params)
-    n = int(x.size)
+    w = _witness(problem, hess, kind, max_dense, directions, seed_words(key))
+    gfun = grad if grad is not None else jax.grad(loss, problem.argnums)
+    traced = grad is None or _witnesses.call_hand(grad, problem.args)[1].traced
+    label = f"the third witness: differences of the {'hand gradient' if grad else 'jax.grad'}"
+    R, E = (M.T for M in grad_differences(gfun, problem, w.V, traced))  # (N, m)
+    rtol = _compare.default_rtol(problem.dtype) if rtol is None else rtol
+    tol = Tolerance(rtol, atol, _compare.finite_max(w.H, w.A), _differences.eps_of(problem.dtype))
+    reports, nonfinite, verdicts, agree = _judge_blocks(problem, w, R, E, tol, kind, n_worst, label)
+    return _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree)
 
-    gfun = grad if grad is not None else jax.grad(loss, argnums)
-    traced = True
-    if grad is not None:
-        traced = _witnesses.hand(grad, args).traced
-    grad_label = "hand gradient" if grad is not None else "jax.grad"
 
+def _witness(problem, hess, kind, max_dense, directions, seed) -> _Witnessed:
     if kind == "hessian":
-        h = _witnesses.hand(hess, args)
-        H = _dense_hessian(h.value, params, argnums, leaves, "hess(*args)")
-        A = _dense_hessian(
-            _ad_hessian(loss, argnums)(*args), params, argnums, leaves, "jax.hessian"
+        return _hessian_witnesses(problem, hess)
+    n = problem.size
+    if n <= max_dense:
+        return _hvp_witnesses(
+            problem, hess, np.eye(n, dtype=problem.dtype), f"hvp on all {n} basis vectors"
         )
-        V = np.eye(n, dtype=np.asarray(x).dtype)
-        how = h.how
-        mode = f"hessian, every element; third witness: differences of the {grad_label}"
-    else:
-        if n <= max_dense:
-            V = np.eye(n, dtype=np.asarray(x).dtype)
-            mode = f"hvp on all {n} basis vectors"
-        else:
-            rng = np.random.default_rng(key)
-            V = rng.standard_normal((directions, n)).astype(np.asarray(x).dtype)
-            mode = f"hvp on {directions} random directions"
-        mode += f"; third witness: differences of the {grad_label}"
-        cols, how = [], ""
-        for v in V:
-            h = _witnesses.hand(hess, (*args, unravel(jnp.asarray(v))))
-            how = h.how
-            got = _tree.check_grad_tree("hess(*args, v)", h.value, params, argnums, leaves)
-            cols.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in got]))
-        H = np.stack(cols, axis=1)  # (N, m): column j is H v_j
-        A = np.asarray(_ad_hvp(loss, argnums)(args, jnp.asarray(V)), np.float64).T
-    R, Rerr = _grad_differences(gfun, args, argnums, V, traced)
-    R, Rerr = R.T, Rerr.T  # (N, m)
+    rng = np.random.default_rng(list(seed))
+    V = rng.standard_normal((directions, n)).astype(problem.dtype)
+    return _hvp_witnesses(problem, hess, V, f"hvp on {directions} random directions")
 
-    scale = _compare.finite_max(H, A)
-    abs_err, rel_err, ok = _compare.judge(H, A, scale, rtol, atol)
-    eps = float(np.finfo(dtype).eps)
-    fd_a = _compare.referee(R, Rerr, A, scale, eps)
-    fd_h = _compare.referee(R, Rerr, H, scale, eps)
 
-    reports, nonfinite, verdicts = [], [], []
-    offs = np.cumsum([0] + [leaf.size for leaf in leaves])
-    col_blocks = (
-        [(lj.path, offs[j], offs[j + 1], lj.shape) for j, lj in enumerate(leaves)]
-        if kind == "hessian"
-        else [("", 0, V.shape[0], (V.shape[0],))]
-    )
-    for i, li in enumerate(leaves):
-        for cpath, c0, c1, cshape in col_blocks:
-            sl = (slice(offs[i], offs[i + 1]), slice(c0, c1))
-            e, r_, o = abs_err[sl], rel_err[sl], ok[sl]
-            path = f"{li.path}{cpath}" if kind == "hessian" else f"{li.path} (H v_j)"
-            shape = li.shape + cshape if kind == "hessian" else (c1 - c0, *li.shape)
-            flat_order = np.lexsort(
-                (-np.nan_to_num(r_.ravel(), nan=np.inf), -np.where(o.ravel(), 0, 1))
-            )[:n_worst]
-            worst = []
-            for f in flat_order:
-                a_, b_ = np.unravel_index(f, e.shape)
-                idx = (
-                    _tree.index_of(a_, li.shape) + _tree.index_of(b_, cshape)
-                    if kind == "hessian"
-                    else (int(b_), *_tree.index_of(a_, li.shape))
-                )
-                worst.append(
-                    Element(
-                        idx,
-                        float(H[sl][a_, b_]),
-                        float(A[sl][a_, b_]),
-                        float(R[sl][a_, b_]),
-                        float(e[a_, b_]),
-                        float(r_[a_, b_]),
-                    )
-                )
-            nf = int((~o).sum())
-            reports.append(
-                LeafReport(
-                    path,
-                    shape,
-                    bool(o.all()),
-                    float(np.max(e, initial=0)),
-                    float(np.max(r_, initial=0)),
-                    tuple(worst),
-                    nf,
-                )
-            )
-            for a_, b_ in np.argwhere(~np.isfinite(H[sl]))[:50]:
-                nonfinite.append(NonFinite("hand", path, (int(a_), int(b_)), float(H[sl][a_, b_])))
-            if nf:
-                side = fd_a[sl] & ~fd_h[sl] & ~o
-                verdicts.append(
-                    f"{'hand bug' if side.any() else 'hand and autodiff disagree'}: {path}: "
-                    f"{nf} of {o.size} element(s) differ (max rel err {np.max(r_):.2e})"
-                    + (
-                        f"; differences of the {grad_label} side with autodiff"
-                        if side.any()
-                        else ""
-                    )
-                )
-    ok_all = bool(ok.all())
-    noise = ok & ~fd_a & ~fd_h
-    if noise.any():
-        verdicts.append(
-            f"FD noise: differences of the {grad_label} disagree with hand and autodiff"
-            f" (which agree) at {int(noise.sum())} element(s); not a failure"
-        )
-    if ok_all:
-        verdicts.insert(0, f"ok: hand equals autodiff on all {ok.size} element(s) ({mode})")
-    return GradReport(
-        ok=ok_all,
+def _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree) -> HessianReport:
+    ok = all(r.ok for r in reports)
+    mode = f"{w.mode}; {label}"
+    if ok:
+        n = int(w.H.size)
+        detail = f"checked ({mode}): hand equals autodiff"
+        verdicts = [Verdict(Finding.OK, count=n, total=n, detail=detail), *verdicts]
+    return HessianReport(
+        ok=bool(ok),
         mode=mode,
-        dtype=str(dtype),
-        rtol=rtol,
-        atol=atol,
-        hand_witness=how,
+        dtype=str(problem.dtype),
+        rtol=tol.rtol,
+        atol=tol.atol,
+        hand_witness=w.how,
         leaves=tuple(reports),
         nonfinite=tuple(nonfinite),
         verdicts=tuple(verdicts),
-        title="check_hessian",
+        fd_agree=(agree, int(w.H.size)),
+        kind=kind,
     )

@@ -1,40 +1,56 @@
-"""What the checker found: a report with ``.ok``, a readable table and a JSON-safe dict."""
+"""What the checker found, as data: frozen dataclasses whose ``to_dict()`` is derived from their
+fields (so the JSON carries everything the table shows); rendering lives in ``_render``."""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from typing import Any
 
 from gradlab.check._blame import Blame
+from gradlab.check._verdict import Finding, Verdict
 
 
-def _num(x) -> float | str | None:
+def _num(x: float) -> float | str:
     """A JSON-safe number: non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"``."""
-    if x is None:
-        return None
-    x = float(x)
     if math.isfinite(x):
         return x
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
-def _fmt(x) -> str:
-    if x is None:
-        return "-"
-    x = float(x)
-    if x == 0:
-        return "0"
-    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+def to_json(obj: Any) -> Any:
+    """A JSON-safe copy of a report value: dataclasses become dicts of their fields (plus
+    ``text`` for a :class:`Verdict`), enums their value, tuples lists, floats :func:`_num`."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, Verdict):
+            out["text"] = str(obj)
+            out["failing"] = obj.failing
+        return out
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return _num(obj)
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [to_json(v) for v in obj]
+    raise TypeError(f"to_json: cannot serialize {type(obj).__name__}")
 
 
-def _idx(index: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(i) for i in index) + "]" if index else "[]"
+class _Data:
+    """Mixin: ``to_dict()`` derived from the dataclass fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json(self)
 
 
 @dataclasses.dataclass(frozen=True)
-class Element:
-    """One element's three witnesses and its error (``rel_err`` is ``_compare`` eq. (2))."""
+class Element(_Data):
+    """One element's three witnesses, its error (``_compare`` eq. (2)) and whether it passed."""
 
     index: tuple[int, ...]
     hand: float
@@ -42,21 +58,16 @@ class Element:
     fd: float | None
     abs_err: float
     rel_err: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": list(self.index),
-            "hand": _num(self.hand),
-            "autodiff": _num(self.autodiff),
-            "fd": _num(self.fd),
-            "abs_err": _num(self.abs_err),
-            "rel_err": _num(self.rel_err),
-        }
+    ok: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
-class LeafReport:
-    """One parameter leaf: pass/fail, its largest errors and its worst elements."""
+class LeafReport(_Data):
+    """One parameter leaf (or Hessian block): pass/fail, its largest errors, its worst elements.
+
+    ``axes`` names the index positions of ``worst[i].index`` (``("element",)`` for a gradient;
+    ``("row", "column")`` for a Hessian block; ``("direction", "element")`` for HVP rows).
+    """
 
     path: str
     shape: tuple[int, ...]
@@ -66,21 +77,25 @@ class LeafReport:
     worst: tuple[Element, ...]
     n_fail: int = 0
     checked: str = "every element"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "shape": list(self.shape),
-            "ok": bool(self.ok),
-            "max_abs_err": _num(self.max_abs_err),
-            "max_rel_err": _num(self.max_rel_err),
-            "worst": [e.to_dict() for e in self.worst],
-        }
+    axes: tuple[str, ...] = ("element",)
 
 
 @dataclasses.dataclass(frozen=True)
-class Kink:
-    """An element at a non-differentiable point: one-sided derivatives and each witness there."""
+class Convention(_Data):
+    """Which point of the subdifferential one witness returned at a kink."""
+
+    witness: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Kink(_Data):
+    """An element at a non-differentiable point.
+
+    ``left``/``right`` are the one-sided derivatives along the element; ``low``/``high`` bound
+    the subdifferential the hand value is judged against (the range of gradients at seeded
+    nearby points, ``_kinks`` eq. (3), which contains ``[min(left, right), max(left, right)]``).
+    """
 
     path: str
     index: tuple[int, ...]
@@ -90,22 +105,13 @@ class Kink:
     autodiff: float
     fd: float | None
     hand_in_subdifferential: bool
-    conventions: tuple[tuple[str, str], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "index": list(self.index),
-            "left": _num(self.left),
-            "right": _num(self.right),
-            "hand": _num(self.hand),
-            "autodiff": _num(self.autodiff),
-            "hand_in_subdifferential": bool(self.hand_in_subdifferential),
-        }
+    conventions: tuple[Convention, ...] = ()
+    low: float = math.nan
+    high: float = math.nan
 
 
 @dataclasses.dataclass(frozen=True)
-class NonFinite:
+class NonFinite(_Data):
     """A NaN or infinity in one witness (``"loss"``, ``"hand"``, ``"autodiff"``, ``"fd"``)."""
 
     witness: str
@@ -113,35 +119,24 @@ class NonFinite:
     index: tuple[int, ...]
     value: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "witness": self.witness,
-            "path": self.path,
-            "index": list(self.index),
-            "value": _num(self.value),
-        }
-
 
 @dataclasses.dataclass(frozen=True)
-class DtypeVerdict:
-    """The verdict of one precision: the user's dtype, or the float64 copy."""
+class DtypeVerdict(_Data):
+    """The outcome in one precision: the user's dtype, or the float64 copy."""
 
     label: str
     ok: bool
-    verdict: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "ok": bool(self.ok), "verdict": self.verdict}
+    verdict: Verdict
 
 
 @dataclasses.dataclass(frozen=True)
-class GradReport:
-    """The checker's findings.
+class GradReport(_Data):
+    """The findings of :func:`~gradlab.check.check_grad`.
 
-    ``ok`` is True when every leaf (every term, every precision checked) passes. ``str(report)``
-    is a table; ``to_dict()`` is JSON-safe (non-finite numbers become strings) with the keys
-    ``ok``, ``leaves``, ``kinks``, ``nonfinite``, ``blame``, plus ``verdicts``, ``dtypes``,
-    ``mode``, ``dtype``, ``rtol``, ``atol``, ``hand_witness``, ``terms`` and ``float64_copy``.
+    ``ok`` is True when every leaf (every term, every precision checked) passes. ``verdicts``
+    are :class:`~gradlab.check.Verdict` records (``str()`` of each is its sentence; compare
+    ``verdict.kind`` in code). ``str(report)`` is a table; ``to_dict()`` is every field,
+    JSON-safe (non-finite numbers become strings).
     """
 
     ok: bool
@@ -154,109 +149,35 @@ class GradReport:
     kinks: tuple[Kink, ...] = ()
     nonfinite: tuple[NonFinite, ...] = ()
     blame: tuple[Blame, ...] = ()
-    verdicts: tuple[str, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
     dtypes: tuple[DtypeVerdict, ...] = ()
     terms: dict[str, GradReport] = dataclasses.field(default_factory=dict)
     float64_copy: GradReport | None = None
-    title: str = "check_grad"
     fd_agree: tuple[int, int] = (0, 0)
+    title: str = "check_grad"
 
     def __bool__(self) -> bool:
         return bool(self.ok)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": bool(self.ok),
-            "mode": self.mode,
-            "dtype": self.dtype,
-            "rtol": _num(self.rtol),
-            "atol": _num(self.atol),
-            "hand_witness": self.hand_witness,
-            "leaves": [leaf.to_dict() for leaf in self.leaves],
-            "kinks": [k.to_dict() for k in self.kinks],
-            "nonfinite": [n.to_dict() for n in self.nonfinite],
-            "blame": [
-                {"term": b.term, "coef": _num(b.coef), "explained": _num(b.explained)}
-                for b in self.blame
-            ],
-            "verdicts": list(self.verdicts),
-            "dtypes": [d.to_dict() for d in self.dtypes],
-            "terms": {name: r.to_dict() for name, r in self.terms.items()},
-            "float64_copy": None if self.float64_copy is None else self.float64_copy.to_dict(),
-            "fd_agree": list(self.fd_agree),
-        }
+    @property
+    def n_fail(self) -> int:
+        """Elements that fail, over every leaf."""
+        return sum(leaf.n_fail for leaf in self.leaves)
+
+    def kinds(self) -> tuple[Finding, ...]:
+        """The kinds of every verdict, in order."""
+        return tuple(v.kind for v in self.verdicts)
 
     def __str__(self) -> str:
-        return "\n".join(self._lines())
+        from gradlab.check._render import render
 
-    def _lines(self, indent: str = "") -> list[str]:
-        head = (
-            f"{indent}gradlab {self.title}: {'ok' if self.ok else 'MISMATCH'}  "
-            f"(mode {self.mode}, {self.dtype}, rtol {_fmt(self.rtol)}"
-            f"{'' if self.atol is None else ', atol ' + _fmt(self.atol)}; "
-            f"hand {'Hessian' if self.title == 'check_hessian' else 'gradient'} "
-            f"{self.hand_witness})"
-        )
-        lines = [head]
-        rows = [
-            ("leaf", "shape", "ok", "max abs err", "max rel err", "index", "hand", "autodiff", "fd")
-        ]
-        for leaf in self.leaves:
-            first = leaf.worst[0] if leaf.worst else None
-            show = [first] + (list(leaf.worst[1:3]) if not leaf.ok else [])
-            for j, e in enumerate(show):
-                rows.append(
-                    (
-                        leaf.path if j == 0 else "",
-                        str(leaf.shape) if j == 0 else "",
-                        ("ok" if leaf.ok else f"FAIL {leaf.n_fail}") if j == 0 else "",
-                        _fmt(leaf.max_abs_err) if j == 0 else "",
-                        _fmt(leaf.max_rel_err) if j == 0 else "",
-                        _idx(e.index) if e else leaf.checked,
-                        _fmt(e.hand) if e else "",
-                        _fmt(e.autodiff) if e else "",
-                        _fmt(e.fd) if e else "",
-                    )
-                )
-        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-        for r in rows:
-            lines.append(
-                indent
-                + "  "
-                + "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
-            )
-        if self.kinks:
-            lines.append(f"{indent}kinks (hand must lie in [min(left, right), max(left, right)]):")
-            for k in self.kinks[:10]:
-                conv = "; ".join(f"{w}: {c}" for w, c in k.conventions)
-                lines.append(
-                    f"{indent}  {k.path}{_idx(k.index)}  left {_fmt(k.left)}  right "
-                    f"{_fmt(k.right)}  hand {_fmt(k.hand)} "
-                    f"({'inside' if k.hand_in_subdifferential else 'OUTSIDE'})  "
-                    f"autodiff {_fmt(k.autodiff)}  [{conv}]"
-                )
-            if len(self.kinks) > 10:
-                lines.append(f"{indent}  ... {len(self.kinks) - 10} more")
-        if self.nonfinite:
-            lines.append(f"{indent}non-finite values:")
-            for n in self.nonfinite[:10]:
-                lines.append(f"{indent}  {n.witness:<8} {n.path}{_idx(n.index)} = {n.value}")
-            if len(self.nonfinite) > 10:
-                lines.append(f"{indent}  ... {len(self.nonfinite) - 10} more")
-        if self.blame:
-            lines.append(f"{indent}blame (residual hand - autodiff fitted on the term gradients):")
-            for b in self.blame:
-                lines.append(
-                    f"{indent}  {b.term:<12} coef {_fmt(b.coef):>10}  explained {b.explained:7.1%}"
-                )
-        for v in self.verdicts:
-            lines.append(f"{indent}- {v}")
-        for d in self.dtypes:
-            lines.append(f"{indent}* {d.label}: {d.verdict}")
-        for name, r in self.terms.items():
-            lines.append(f"{indent}term {name!r}:")
-            lines.extend(r._lines(indent + "    "))
-        if self.float64_copy is not None and not self.float64_copy.ok:
-            lines.append(f"{indent}float64 copy:")
-            lines.extend(self.float64_copy._lines(indent + "    "))
-        return lines
+        return render(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianReport(GradReport):
+    """The findings of :func:`~gradlab.check.check_hessian`: one "leaf" per Hessian block
+    ``H[row leaf, column leaf]`` or per HVP output leaf ``Hv[leaf]`` (rows are directions)."""
+
+    kind: str = "hessian"
+    title: str = "check_hessian"

@@ -152,6 +152,8 @@ def cast_floating(tree, dtype) -> PyTree:
     """A copy of ``tree`` with every floating leaf cast to ``dtype`` (integers untouched)."""
 
     def cast(x):
+        if _is_key(x):
+            return x
         if isinstance(x, (jax.Array, np.ndarray, np.generic, float)) and jnp.issubdtype(
             jnp.result_type(x), jnp.floating
         ):
@@ -161,9 +163,22 @@ def cast_floating(tree, dtype) -> PyTree:
     return jax.tree.map(cast, tree)
 
 
-def to_numpy(tree) -> PyTree:
-    """Host copies of every array leaf (what an eager numpy gradient is given)."""
-    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def copies(tree) -> PyTree:
+    """Writable numpy copies of every array leaf (what an eagerly called hand gradient gets:
+    it may write into them without touching the caller's arrays); PRNG keys pass unchanged."""
+
+    def copy(x):
+        if _is_key(x):
+            return x
+        if isinstance(x, (jax.Array, np.ndarray)):
+            return np.array(x, copy=True)
+        return x
+
+    return jax.tree.map(copy, tree)
 
 
 def index_of(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:

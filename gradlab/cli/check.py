@@ -105,12 +105,8 @@ def _row(name, shape, report, extra) -> tuple[str, ...]:
     rel = max((leaf.max_rel_err for leaf in report.leaves), default=0.0)
     agree, n = report.fd_agree
     kinks = len(report.kinks)
-    verdict = (
-        "ok"
-        if report.ok
-        else "MISMATCH: "
-        + next((v for v in report.verdicts if not v.startswith("ok")), report.verdicts[0])
-    )
+    failing = next((v for v in report.verdicts if v.failing), None)
+    verdict = "ok" if report.ok else f"MISMATCH: {failing if failing else report.verdicts[0]}"
     return (
         name,
         "x".join(map(str, shape)),

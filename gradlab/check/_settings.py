@@ -1,0 +1,87 @@
+"""The call's options, validated once into :class:`Settings` (what every stage reads)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import jax
+import numpy as np
+
+from gradlab.check import _compare
+from gradlab.check._differences import DEFAULT_FD_MEMORY_BUDGET
+
+MODES = ("full", "fast")
+DEFAULT_DIRECTIONS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The call's options, validated: what every stage after ``Problem`` reads."""
+
+    mode: str = "full"
+    rtol: float | None = None
+    atol: float | None = None
+    seed: tuple[int, ...] = (0,)
+    directions: int = DEFAULT_DIRECTIONS
+    n_worst: int = 5
+    fd_budget: int = DEFAULT_FD_MEMORY_BUDGET
+    terms: Mapping[str, Callable] | None = None
+    term_grads: Mapping[str, Callable] | None = None
+
+
+def seed_words(key) -> tuple[int, ...]:
+    """Seed words for numpy's generator from ``None`` (0), an int or a jax PRNG key (typed
+    ``jax.random.key`` or raw ``jax.random.PRNGKey``): one meaning of ``key`` in check/."""
+    if key is None:
+        return (0,)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if key < 0:
+            raise ValueError(f"key must be a non-negative int or a jax PRNG key; got {key}")
+        return (int(key),)
+    if isinstance(key, jax.Array):
+        is_typed = jax.numpy.issubdtype(key.dtype, jax.dtypes.prng_key)
+        data = jax.random.key_data(key) if is_typed else key
+        return tuple(int(w) for w in np.asarray(data, np.uint64).ravel())
+    raise TypeError(f"key must be None, an int or a jax PRNG key; got {type(key).__name__}")
+
+
+def _mapping(name: str, m) -> dict | None:
+    if m is None:
+        return None
+    if not isinstance(m, Mapping):
+        raise TypeError(f"{name} must be a mapping {{name: callable}}; got {type(m).__name__}")
+    for k, f in m.items():
+        if not isinstance(k, str) or not callable(f):
+            raise TypeError(f"{name} must map names (str) to callables; got {k!r}: {f!r}")
+    return dict(m)
+
+
+def settings(mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_grads) -> Settings:  # noqa: PLR0913
+    """Validate the options into :class:`Settings`; errors name the argument."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+    for name, v in (
+        ("directions", directions),
+        ("n_worst", n_worst),
+        ("fd_memory_budget", fd_budget),
+    ):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}")
+    terms, term_grads = _mapping("terms", terms), _mapping("term_grads", term_grads)
+    if term_grads and (not terms or set(term_grads) - set(terms)):
+        raise ValueError(
+            f"term_grads names {sorted(term_grads)} but terms names {sorted(terms or {})}; "
+            "every term gradient needs its term"
+        )
+    return Settings(
+        mode,
+        _compare.check_tolerance("rtol", rtol),
+        _compare.check_tolerance("atol", atol),
+        seed_words(key),
+        int(directions),
+        int(n_worst),
+        int(fd_budget),
+        terms,
+        term_grads,
+    )
