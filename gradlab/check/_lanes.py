@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gradlab.check import _compare, _kinks, _tree, _witnesses
+from gradlab.check import _compare, _differences, _kinks, _tree
 
 
 class Outcome(enum.Enum):
@@ -117,7 +117,7 @@ def screen(loss: Callable, grad: Callable, argnums, rtol: float, k: int) -> Call
 
 
 def _fd_steps(x, eps: float):
-    raw = eps**_witnesses.FD_STEP_POWER * jnp.maximum(1.0, jnp.abs(x))
+    raw = eps**_differences.FD_STEP_POWER * jnp.maximum(1.0, jnp.abs(x))
     return jnp.exp2(jnp.round(jnp.log2(raw)))
 
 
@@ -163,7 +163,7 @@ def classify(w: Witness, top_ratio: np.ndarray, dtype, wide) -> np.ndarray:
     lanes, k = hand.shape
     rows = lanes * k
     f0 = np.repeat(np.asarray(w.f0, np.float64), k)
-    fd = _witnesses.FD(
+    fd = fd_rows(
         np.asarray(w.values, np.float64).reshape(rows, 4),
         np.asarray(w.h, np.float64).reshape(rows),
         f0,  # per row: the lane's own f(x)
@@ -192,6 +192,15 @@ def classify(w: Witness, top_ratio: np.ndarray, dtype, wide) -> np.ndarray:
     for mask, outcome in picks:  # later picks override earlier ones
         out = np.where(mask, SEVERITY.index(outcome), out)
     return out.reshape(lanes, k)
+
+
+def fd_rows(values: np.ndarray, h: np.ndarray, f0: np.ndarray, eps: float) -> _differences.FD:
+    """An ``FD`` whose rows come from different inputs (``f0`` per row): ``_differences``
+    eq. (2) through its one ``richardson``."""
+    d1, d2 = _differences.central(values, h)
+    size = np.maximum(np.abs(values).max(axis=1, initial=0.0), np.abs(f0))
+    r, err = _differences.richardson(d1, d2, size, eps, h)
+    return _differences.FD(values, h, f0, eps, r, err, np.zeros(r.shape, bool))
 
 
 def _wide_ok(w: Witness, scale: np.ndarray, wide) -> np.ndarray:

@@ -30,6 +30,7 @@ from gradlab.check import _compare, _lanes, _samplers, _shrink, _tree, _witnesse
 from gradlab.check._lanes import Outcome
 
 DEFAULT_BUDGET = 256 * 2**20
+_EPS64 = float(np.finfo(np.float64).eps)
 TOP_K = 4  # elements refereed per failing lane
 MAX_REFEREED = 256  # failing lanes refereed (the worst by ratio)
 MAX_BLOCK = 1024  # lanes per screen call (fewer when the memory budget says so)
@@ -249,7 +250,7 @@ class _Search:
         scr = _in_blocks(lambda s: self.screen(_stack([args], s)), 1, self.block)
         per, w = self.referee(_stack([args], sel), scr.top[sel], scr.top_ratio[sel])
         j = int(np.argmin(per[0]))  # the most severe element
-        fd = _witnesses.FD(w.values[0, j][None], w.h[0, j][None], w.f0[0], 1.0)
+        fd = _lanes.fd_rows(w.values[0, j][None], w.h[0, j][None], w.f0[:1], _EPS64)
         return Counterexample(
             _host(args),
             _lanes.SEVERITY[per[0, j]],
