@@ -39,8 +39,8 @@ from gradlab.check._report import (
     LeafReport,
     NonFinite,
 )
-from gradlab.check._verdict import Example, Finding, Verdict
 from gradlab.check._search import Counterexample, SearchReport, search_grad
+from gradlab.check._verdict import Example, Finding, Verdict
 
 __all__ = [
     "Blame",

@@ -28,6 +28,7 @@ class Settings:
     fd_budget: int = DEFAULT_FD_MEMORY_BUDGET
     terms: Mapping[str, Callable] | None = None
     term_grads: Mapping[str, Callable] | None = None
+    fd_elements: int | str = "auto"  # the scaled path's FD sample (``_scale``)
 
 
 def seed_words(key) -> tuple[int, ...]:
@@ -57,7 +58,9 @@ def _mapping(name: str, m) -> dict | None:
     return dict(m)
 
 
-def settings(mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_grads) -> Settings:  # noqa: PLR0913
+def settings(  # noqa: PLR0913
+    mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_grads, fd_elements="auto"
+) -> Settings:
     """Validate the options into :class:`Settings`; errors name the argument."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
@@ -74,6 +77,14 @@ def settings(mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_
             f"term_grads names {sorted(term_grads)} but terms names {sorted(terms or {})}; "
             "every term gradient needs its term"
         )
+    if not (fd_elements in ("auto", "all") or (
+        isinstance(fd_elements, (int, np.integer)) and not isinstance(fd_elements, bool)
+        and fd_elements >= 0
+    )):  # fmt: skip
+        raise ValueError(
+            f"fd_elements must be 'auto', 'all' or an int >= 0 (agreeing elements sampled); "
+            f"got {fd_elements!r}"
+        )
     return Settings(
         mode,
         _compare.check_tolerance("rtol", rtol),
@@ -84,4 +95,5 @@ def settings(mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_
         int(fd_budget),
         terms,
         term_grads,
+        fd_elements if isinstance(fd_elements, str) else int(fd_elements),
     )
