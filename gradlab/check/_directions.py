@@ -1,4 +1,4 @@
-r"""Directions over the parameters generated leaf by leaf on device, and the loss along them.
+r"""Random directions over the raveled parameters, generated on device, and the loss along them.
 
 A direction is never a dense ``(directions x leaves) x N`` matrix: entry :math:`g` (the raveled
 index, leaf offset plus position in the leaf) of direction :math:`d` is a counter-based hash
@@ -6,9 +6,10 @@ index, leaf offset plus position in the leaf) of direction :math:`d` is a counte
 .. math::  v_g = u\big(\mathrm{fmix32}(g \oplus \mathrm{fmix32}(s + d))\big) \in (-1, 1)   \tag{1}
 
 of the seed :math:`s` (murmur3's finalizer; :math:`u` maps 24 bits to a uniform), computed
-inside the program leaf by leaf with elementwise ops: O(N) memory for any leaf count, one fused
-kernel per leaf, no random-number program to compile per leaf, and a leaf sharded over devices
-stays sharded. A *test* restricts a direction to the raveled range :math:`[lo, hi)` (group
+inside the program from the index alone: O(N) memory for any leaf count, one fused elementwise
+kernel over the raveled parameters (the block of leaf :math:`j` is entries
+:math:`o_j \dots o_j + n_j - 1`), no random-number program and nothing per leaf to compile.
+A *test* restricts a direction to the raveled range :math:`[lo, hi)` (group
 testing, ``_localize``) or replaces it by the unit vector :math:`e_g` (an elementwise
 difference); along it, the four loss values :math:`f(x \pm h v), f(x \pm \tfrac h2 v)` give the
 Richardson value :math:`R \approx \langle \nabla f, v\rangle` (``_differences`` eq. (2)), and the
@@ -19,12 +20,14 @@ in batches (``lax.map(..., batch_size)``) sized to a memory budget.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _differences, _tree
 
@@ -57,36 +60,34 @@ class Tests(NamedTuple):
     h: jax.Array
 
 
-def leaf_direction(x, offset: int, seed, t: Tests):
-    """The block of one leaf (shape and dtype of ``x``) of the direction of test ``t``."""
-    g = (offset + jnp.arange(x.size, dtype=jnp.int64)).reshape(x.shape)
+def direction(n: int, seed, t: Tests, dtype):
+    """The raveled direction of test ``t`` (eq. (1), zero outside ``[lo, hi)``), length ``n``."""
+    g = jnp.arange(n, dtype=jnp.int64)
     inside = (g >= t.lo) & (g < t.hi)
     value = jnp.where(t.unit, 1.0, uniform(g, seed + t.d.astype(jnp.uint32)))
-    return jnp.where(inside, value, 0.0).astype(x.dtype)
+    return jnp.where(inside, value, 0.0).astype(dtype)
 
 
-def _along(loss: Callable, argnums, offsets, args, seed, hand, auto, t: Tests):
-    params = _tree.get_params(args, argnums)
-    leaves, treedef = jax.tree.flatten(params)
-    v = [leaf_direction(x, int(o), seed, t) for x, o in zip(leaves, offsets, strict=True)]
+def _along(loss: Callable, argnums, args, seed, hand, auto, t: Tests):
+    x, unravel = ravel_pytree(_tree.get_params(args, argnums))
+    v = direction(x.size, seed, t, x.dtype)
 
     def f_at(s):
-        moved = [x + s * vi for x, vi in zip(leaves, v, strict=True)]
-        return loss(*_tree.set_params(args, argnums, jax.tree.unflatten(treedef, moved)))
+        return loss(*_tree.set_params(args, argnums, unravel(x + s * v)))
 
-    steps = jnp.stack([t.h, -t.h, 0.5 * t.h, -0.5 * t.h]).astype(leaves[0].dtype)
-    values = jnp.stack([f_at(s) for s in steps])  # sequential: four copies at most, not vmap
-    dot = lambda g: sum(jnp.vdot(vi, gi.astype(vi.dtype)) for vi, gi in zip(v, g, strict=True))  # noqa: E731
-    mag = sum(jnp.sum(jnp.abs(vi * gi.astype(vi.dtype))) for vi, gi in zip(v, auto, strict=True))
-    return values, dot(auto), dot(hand), mag
+    steps = jnp.stack([t.h, -t.h, 0.5 * t.h, -0.5 * t.h]).astype(x.dtype)
+    values = jax.vmap(f_at)(steps)  # one copy of the loss in the program, four lanes
+    mag = jnp.sum(jnp.abs(v * auto))
+    return values, jnp.vdot(v, auto), jnp.vdot(v, hand), mag
 
 
-def program(loss: Callable, argnums, offsets: tuple[int, ...], batch: int) -> Callable:
-    """Jitted: ``(args, seed, hand leaves, autodiff leaves, Tests) -> (values (T, 4),
+@functools.lru_cache(maxsize=64)
+def program(loss: Callable, argnums, batch: int) -> Callable:
+    """Jitted: ``(args, seed, raveled hand, raveled autodiff, Tests) -> (values (T, 4),
     <autodiff, v> (T,), <hand, v> (T,), magnitude (T,))``, ``batch`` tests alive at once."""
 
     def run(args, seed, hand, auto, tests: Tests):
-        one = lambda t: _along(loss, argnums, offsets, args, seed, hand, auto, t)  # noqa: E731
+        one = lambda t: _along(loss, argnums, args, seed, hand, auto, t)  # noqa: E731
         return jax.lax.map(one, tests, batch_size=batch)
 
     return jax.jit(run)

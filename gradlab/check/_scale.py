@@ -5,7 +5,7 @@ Both modes (above ``SCALE_THRESHOLD`` elements, or with ``fd_elements`` given):
 
 1. One program computes the loss, ``jax.grad`` and the hand gradient and judges every element
    (``_compare`` eq. (1)) where the parameters live (a sharded leaf stays sharded); only per-leaf
-   counts, maxima and the ``TOP_M`` worst elements come back to the host, never N values.
+   counts, maxima and the ``TOP_K`` worst elements come back to the host, never N values.
 2. Finite differences (``_directions``, unit vectors) at the disagreeing elements (the
    ``FD_FAIL_CAP`` worst by ratio; beyond that they are counted, not refereed) and, in full
    mode, at a seeded sample of ``fd_elements`` agreeing ones (default ``DEFAULT_FD_SAMPLE``):
@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _differences, _directions, _judge, _kinks, _localize, _tree
 from gradlab.check._judge import MASK_FINDINGS
@@ -43,21 +44,19 @@ from gradlab.check._verdict import Example, Finding, Verdict
 from gradlab.check._witnesses import HandCall, Witnesses
 
 SCALE_THRESHOLD = 4096
-TOP_M = 16
+TOP_K = 256  # worst elements (by ratio, over all leaves) that come back from the device
 FD_FAIL_CAP = 256
 DEFAULT_FD_SAMPLE = 32
 
 
 class LeafStats(NamedTuple):
-    """Per leaf, from the device: failures, largest errors, non-finite counts, worst elements."""
+    """Per leaf, from the device: failures, largest errors, non-finite counts."""
 
     n_fail: np.ndarray
     max_abs: np.ndarray
     max_rel: np.ndarray
     nonfinite_hand: np.ndarray
     nonfinite_auto: np.ndarray
-    top: np.ndarray  # raveled index within the leaf
-    top_ratio: np.ndarray
 
 
 def applies(problem: Problem, s: Settings) -> bool:
@@ -86,58 +85,50 @@ def _ratio(h, a, scale, rtol, atol):
 
 
 @functools.lru_cache(maxsize=64)
-def _stats_program(loss, hand_fn, argnums, value_and_grad: bool, rtol, atol, tops: tuple):
-    def run(args):
+def _stats_program(loss, hand_fn, argnums, value_and_grad: bool, rtol, atol, sizes: tuple):
+    n_leaves, k = len(sizes), min(TOP_K, sum(sizes))
+
+    def fmax(x):
+        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0), initial=0.0)
+
+    def run(args, starts):
         value, ad = jax.value_and_grad(loss, argnums)(*args)
         raw = hand_fn(*args)
         hand_value, hand = raw if value_and_grad else (value, raw)
-        hs, as_ = jax.tree.leaves(hand), jax.tree.leaves(ad)
-
-        def fmax(x):
-            return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0), initial=0.0)
-
-        pairs = list(zip(hs, as_, strict=True))
-        scale = jnp.max(jnp.stack([jnp.maximum(fmax(h), fmax(a)) for h, a in pairs]))
-        stats = []
-        for (h, a), m in zip(pairs, tops, strict=True):
-            rho, err = _ratio(h.ravel(), a.ravel(), scale, rtol, atol)
-            rel = jnp.where(err == 0, 0.0, err / jnp.maximum(jnp.abs(a.ravel()), scale))
-            top_ratio, top = jax.lax.top_k(rho, m)
-            nf_h, nf_a = jnp.sum(~jnp.isfinite(h)), jnp.sum(~jnp.isfinite(a))
-            big_err, big_rel = jnp.max(err, initial=0.0), jnp.max(rel, initial=0.0)
-            stats.append((jnp.sum(rho > 1), big_err, big_rel, nf_h, nf_a, top, top_ratio))
-        x = jax.tree.leaves(_tree.get_params(args, argnums))
-        return value, hand_value, scale, fmax(jnp.stack([fmax(xi) for xi in x])), stats, hs, as_
+        h, a = ravel_pytree(hand)[0], ravel_pytree(ad)[0]
+        x = ravel_pytree(_tree.get_params(args, argnums))[0]
+        scale = jnp.maximum(fmax(h), fmax(a)).astype(jnp.float64)
+        rho, err = _ratio(h, a, scale, rtol, atol)
+        rel = jnp.where(err == 0, 0.0, err / jnp.maximum(jnp.abs(a), scale))
+        # leaf of each element; ``starts`` is an argument, so XLA cannot constant-fold N ints
+        seg = jnp.searchsorted(starts, jnp.arange(h.size), side="right") - 1
+        per_leaf = LeafStats(
+            jax.ops.segment_sum((rho > 1).astype(jnp.int64), seg, n_leaves),
+            jax.ops.segment_max(jnp.where(jnp.isnan(err), jnp.inf, err), seg, n_leaves),
+            jax.ops.segment_max(jnp.where(jnp.isnan(rel), jnp.inf, rel), seg, n_leaves),
+            jax.ops.segment_sum((~jnp.isfinite(h)).astype(jnp.int64), seg, n_leaves),
+            jax.ops.segment_sum((~jnp.isfinite(a)).astype(jnp.int64), seg, n_leaves),
+        )
+        top_ratio, top = jax.lax.top_k(rho, k)
+        return value, hand_value, scale, fmax(x), per_leaf, top, top_ratio, h, a, x
 
     return jax.jit(run)
 
 
-@jax.jit
-def _gather(trees, offsets, idx):
-    """Values of each tree (a list of leaves) at raveled indices ``idx``: ``(len(trees), E)``."""
-    out = []
-    for leaves in trees:
-        acc = jnp.zeros(idx.shape, jnp.float64)
-        for leaf, off in zip(leaves, offsets, strict=True):
-            local = idx - off
-            inside = (local >= 0) & (local < leaf.size)
-            got = leaf.ravel()[jnp.clip(local, 0, max(leaf.size - 1, 0))].astype(jnp.float64)
-            acc = jnp.where(inside, got, acc)
-        out.append(acc)
-    return jnp.stack(out)
-
-
 class _Device(NamedTuple):
-    """One precision on device: its value(s), scale, per-leaf stats and gradient leaves."""
+    """One precision on device: value(s), scale, per-leaf stats, the ``TOP_K`` worst elements
+    (raveled indices and ratios) and the raveled gradients and parameters (left on device)."""
 
     value: float
     hand_value: float | None
     scale: float
     max_x: float
     leaves: LeafStats
-    hand: list
-    auto: list
-    params: list
+    top: np.ndarray
+    top_ratio: np.ndarray
+    hand: jax.Array
+    auto: jax.Array
+    params: jax.Array
     hand_dtypes: tuple
 
 
@@ -153,16 +144,23 @@ def _hand_dtypes(problem: Problem) -> tuple[np.dtype, ...]:
 def _device(problem: Problem, s: Settings, is_user: bool) -> _Device:
     dtypes = _hand_dtypes(problem)
     rtol = tolerance_for(problem, s, is_user).rtol
-    tops = tuple(min(TOP_M, leaf.size) for leaf in problem.tree_leaves)
+    sizes = tuple(leaf.size for leaf in problem.tree_leaves)
     run = _stats_program(
-        problem.loss, problem.hand, problem.argnums, problem.value_and_grad, rtol, s.atol, tops
+        problem.loss, problem.hand, problem.argnums, problem.value_and_grad, rtol, s.atol, sizes
     )
-    value, hand_value, scale, max_x, stats, hs, as_ = run(problem.args)
-    host = [tuple(np.asarray(v) for v in leaf) for leaf in stats]
-    leaves = LeafStats(*(list(col) for col in zip(*host, strict=True)))
+    starts = jnp.asarray(_offsets(problem)[:-1])
+    value, hand_value, scale, max_x, per_leaf, top, top_ratio, h, a, x = run(problem.args, starts)
     hv = float(hand_value) if problem.value_and_grad else None
-    params = jax.tree.leaves(problem.params)
-    return _Device(float(value), hv, float(scale), float(max_x), leaves, hs, as_, params, dtypes)
+    stats = LeafStats(*(np.asarray(v) for v in per_leaf))
+    return _Device(
+        float(value), hv, float(scale), float(max_x), stats, np.asarray(top),
+        np.asarray(top_ratio), h, a, x, dtypes,
+    )  # fmt: skip
+
+
+def _at(flat: jax.Array, idx: np.ndarray) -> np.ndarray:
+    """``flat[idx]`` on device; only those values come to the host (float64)."""
+    return np.asarray(flat[jnp.asarray(idx, jnp.int64)], np.float64)
 
 
 def _offsets(problem: Problem) -> np.ndarray:
@@ -181,9 +179,7 @@ class _Referee:
         offs = _offsets(wide)
         self.offsets = offs
         batch = _directions.batch_size(wide.params, s.fd_budget)
-        self.run = _directions.program(
-            wide.loss, wide.argnums, tuple(int(o) for o in offs[:-1]), batch
-        )
+        self.run = _directions.program(wide.loss, wide.argnums, batch)
         self.eps = _differences.eps_of(wide.dtype)
         self.seed = jnp.asarray(_seed32(s))
 
@@ -205,14 +201,19 @@ class _Referee:
         return a & h
 
     def elements(self, idx: np.ndarray) -> _differences.FD:
-        x = np.asarray(
-            _gather([self.dev.params], jnp.asarray(self.offsets[:-1]), jnp.asarray(idx))
-        )[0]
-        h = _differences.steps(x, np.float64)
+        """Unit-vector differences at ``idx``, at steps ``h`` and ``h/4``, combined by the
+        second Romberg level (``_differences`` eq. (3)): the referee of single elements."""
+        h = _differences.steps(_at(self.dev.params, idx), np.float64)
         z = np.zeros(idx.size)
-        along = self.tests(z, idx, idx + 1, z + 1, h)
-        return _differences.FD(along.values, along.h, self.dev.value, self.eps, along.r, along.err,
-                               np.zeros(idx.size, bool))  # fmt: skip
+        coarse = self.tests(z, idx, idx + 1, z + 1, h)
+        fine = self.tests(z, idx, idx + 1, z + 1, h / 4)
+        with np.errstate(all="ignore"):
+            r = fine.r + (fine.r - coarse.r) / 15.0  # (3)
+            big = np.maximum(np.abs(fine.values).max(axis=1, initial=0.0), abs(self.dev.value))
+            err = np.abs(fine.r - coarse.r) / 15.0 + 16.0 * self.eps * big / h  # (3)
+        return _differences.FD(
+            coarse.values, coarse.h, self.dev.value, self.eps, r, err, np.ones(idx.size, bool)
+        )
 
 
 def _directional_referee(ref: _Referee, k: int, n: int):
@@ -239,18 +240,10 @@ def _directional_referee(ref: _Referee, k: int, n: int):
 
 
 def _probe_indices(devs: list[_Device], problem: Problem, s: Settings, located) -> np.ndarray:
-    """Raveled indices refereed elementwise: the worst disagreeing ones (capped), the seeded
-    sample of agreeing ones (full mode), the located ones."""
-    offs = _offsets(problem)
-    fail_idx, fail_rho = [], []
-    for dev in devs:
-        for j, (top, ratio) in enumerate(zip(dev.leaves.top, dev.leaves.top_ratio, strict=True)):
-            bad = ratio > 1
-            fail_idx.append(top[bad] + offs[j])
-            fail_rho.append(ratio[bad])
-    fail_idx, fail_rho = np.concatenate(fail_idx), np.concatenate(fail_rho)
-    order = np.argsort(-fail_rho, kind="stable")
-    chosen = list(dict.fromkeys(fail_idx[order].tolist()))[:FD_FAIL_CAP]
+    """Raveled indices refereed elementwise: the worst disagreeing ones (``FD_FAIL_CAP``), the
+    seeded sample of agreeing ones (full mode), the located ones."""
+    fail = [dev.top[dev.top_ratio > 1] for dev in devs]
+    chosen = list(dict.fromkeys(np.concatenate(fail).tolist()))[:FD_FAIL_CAP]
     if s.mode == "full":
         m = DEFAULT_FD_SAMPLE if s.fd_elements == "auto" else int(s.fd_elements)
         rng = np.random.default_rng([*s.seed, 0x5CA1E])
@@ -284,7 +277,7 @@ def _leaf_verdicts(leaf, sub: np.ndarray, j, n_fail: int, located) -> list[Verdi
                 n_fail - refereed_fail,
                 leaf.size,
                 detail=f"not refereed: finite differences run at the {FD_FAIL_CAP} worst "
-                f"disagreeing elements ({TOP_M} per leaf) only",
+                "disagreeing elements only",
             )
         )
     return out
@@ -299,17 +292,19 @@ def _verdict(kind, leaf, local, j, mask, detail: str = "") -> Verdict:
 
 
 def _leaf_report(leaf, pos, dev: _Device, sub, j, n_fail, checked, n_worst) -> LeafReport:
-    st = dev.leaves
+    """The leaf's row; its worst elements are those of the device's ``TOP_K`` in the leaf."""
     fd_at = dict(zip(sub.tolist(), j.fd.tolist(), strict=True))
+    mine = (dev.top >= leaf.span.start) & (dev.top < leaf.span.stop)
+    top, ratio = dev.top[mine][:n_worst], dev.top_ratio[mine][:n_worst]
+    hand, auto = _at(dev.hand, top), _at(dev.auto, top)
     worst = []
-    hv = np.asarray(_gather([[dev.hand[pos]], [dev.auto[pos]]], jnp.zeros(1, jnp.int64),
-                            jnp.asarray(st.top[pos][:n_worst])))  # fmt: skip
-    for t, (h, a) in zip(st.top[pos][:n_worst].tolist(), hv.T, strict=True):
-        err = abs(h - a) if np.isfinite(h - a) else np.inf
-        rel = err / max(abs(a), dev.scale) if err else 0.0
-        ok = not (err > 0 and (st.top_ratio[pos][len(worst)] > 1))
-        fd = fd_at.get(t + leaf.span.start)
-        worst.append(Element(_tree.index_of(t, leaf.shape), float(h), float(a), fd, err, rel, ok))
+    for t, r, h, a in zip(top.tolist(), ratio.tolist(), hand, auto, strict=True):
+        with np.errstate(all="ignore"):
+            err = float(abs(h - a)) if h != a else 0.0
+            rel = err / max(abs(a), dev.scale) if err else 0.0
+        index = _tree.index_of(t - leaf.span.start, leaf.shape)
+        worst.append(Element(index, float(h), float(a), fd_at.get(t), err, rel, r <= 1))
+    st = dev.leaves
     return LeafReport(
         leaf.path, leaf.shape, n_fail == 0, float(st.max_abs[pos]), float(st.max_rel[pos]),
         tuple(worst), n_fail, checked,
@@ -318,8 +313,7 @@ def _leaf_report(leaf, pos, dev: _Device, sub, j, n_fail, checked, n_worst) -> L
 
 def _precision_report(problem, dev: _Device, s, is_user, sub, fd, located, agree_dir):
     tol = tolerance_for(problem, s, is_user)._replace(scale=dev.scale)
-    hv = np.asarray(_gather([dev.hand, dev.auto], jnp.asarray(_offsets(problem)[:-1]),
-                            jnp.asarray(sub)))  # fmt: skip
+    hv = np.stack([_at(dev.hand, sub), _at(dev.auto, sub)])
     j = _judge.judge(hv[0], hv[1], fd, _kinks.Nearby.empty(sub.size), tol)
     leaves, verdicts, nonfinite = [], [], []
     k = s.directions
@@ -362,8 +356,26 @@ def _empty_j(j):
     return j.slice(np.zeros(j.ok.size, bool))
 
 
+def check_placement(problem: Problem) -> None:
+    """Every parameter leaf on one set of devices (one mesh); else an error naming the leaf."""
+    first = None
+    for leaf, x in zip(problem.tree_leaves, jax.tree.leaves(problem.params), strict=True):
+        devices = getattr(getattr(x, "sharding", None), "device_set", None)
+        if devices is None:
+            continue
+        if first is None:
+            first = (leaf.path, devices)
+        elif devices != first[1]:
+            raise ValueError(
+                f"parameter {leaf.path} lives on devices {sorted(d.id for d in devices)} but "
+                f"{first[0]} on {sorted(d.id for d in first[1])}: the sharding does not match "
+                "the other parameters; put every parameter on one mesh to check them together"
+            )
+
+
 def run_scaled(problems: list[Problem], s: Settings) -> list[Checked]:
     """Every precision judged on device; one set of differences on the float64 problem."""
+    check_placement(problems[0])
     devs = [_device(p, s, i == 0) for i, p in enumerate(problems)]
     wide, dev_wide = problems[-1], devs[-1]
     ref = _Referee(wide, dev_wide, s)
