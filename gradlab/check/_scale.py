@@ -201,19 +201,25 @@ class _Referee:
         return a & h
 
     def elements(self, idx: np.ndarray) -> _differences.FD:
-        """Unit-vector differences at ``idx``, at steps ``h`` and ``h/4``, combined by the
-        second Romberg level (``_differences`` eq. (3)): the referee of single elements."""
+        """Unit-vector differences at ``idx`` (``_differences`` eq. (2)); where they do not
+        side with autodiff, or cannot tell hand from autodiff, also at ``h/4`` and combined by
+        the second Romberg level (eq. (3) there), as ``_differences.refine`` does."""
         h = _differences.steps(_at(self.dev.params, idx), np.float64)
         z = np.zeros(idx.size)
         coarse = self.tests(z, idx, idx + 1, z + 1, h)
-        fine = self.tests(z, idx, idx + 1, z + 1, h / 4)
+        hand, auto = _at(self.dev.hand, idx), _at(self.dev.auto, idx)
         with np.errstate(all="ignore"):
-            r = fine.r + (fine.r - coarse.r) / 15.0  # (3)
-            big = np.maximum(np.abs(fine.values).max(axis=1, initial=0.0), abs(self.dev.value))
-            err = np.abs(fine.r - coarse.r) / 15.0 + 16.0 * self.eps * big / h  # (3)
-        return _differences.FD(
-            coarse.values, coarse.h, self.dev.value, self.eps, r, err, np.ones(idx.size, bool)
-        )
+            agree = np.abs(coarse.r - auto) <= 8 * coarse.err
+            split = np.abs(hand - auto) > 16 * coarse.err
+        r, err, refined = coarse.r.copy(), coarse.err.copy(), ~(agree & (split | (hand == auto)))
+        if refined.any():
+            sel = np.flatnonzero(refined)
+            fine = self.tests(z[sel], idx[sel], idx[sel] + 1, z[sel] + 1, h[sel] / 4)
+            with np.errstate(all="ignore"):
+                big = np.maximum(np.abs(fine.values).max(axis=1), abs(self.dev.value))
+                r[sel] = fine.r + (fine.r - coarse.r[sel]) / 15.0  # (3)
+                err[sel] = np.abs(fine.r - coarse.r[sel]) / 15.0 + 16 * self.eps * big / h[sel]
+        return _differences.FD(coarse.values, coarse.h, self.dev.value, self.eps, r, err, refined)
 
 
 def _directional_referee(ref: _Referee, k: int, n: int):
