@@ -85,7 +85,8 @@ CHILD = textwrap.dedent(
         elif kind == "localize":
             loc = found[-1]
             out.update(ok=r2.ok, located=list(loc.elements), evaluations=loc.evaluations,
-                       bound=4 * math.log2(n), failing=[v.kind.name for v in r2.verdicts if v.failing])
+                       bound=4 * math.log2(n),
+                       failing=[v.kind.name for v in r2.verdicts if v.failing])
         elif kind != "jax":
             out.update(ok=bool(r2.ok), failing=[v.kind.name for v in r2.verdicts if v.failing])
     out["peak_rss_mb"] = peak_mb()

@@ -167,3 +167,15 @@ def test_bad_input_is_refused_naming_the_argument():
         search(sampler=lambda k: args[0], n=10)
     with pytest.raises(ValueError, match="grad must be traceable"):
         gradlab.search_grad(huber, lambda *a: np.asarray(a[0]), args=args, n=10)
+
+
+def test_cli_check_search_reports_beside_the_table(tmp_path, capsys):
+    from gradlab.cli import main
+
+    out = tmp_path / "out.json"
+    assert main(["check", "mse_mean", "--no-hessian", "--search", "300", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "search: hand vs autodiff over 300 sampled inputs" in text and "ok: 300 inputs" in text
+    import json
+
+    assert json.loads(out.read_text())["mse_mean@search"]["ok"] is True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -138,6 +139,12 @@ class _Programs:
         self.witness = jax.jit(jax.vmap(_lanes.witness(loss, grad, argnums, np.dtype("float64"))))
 
 
+@functools.lru_cache(maxsize=32)
+def _programs(loss, grad, sampler, argnums, rtol: float, k: int) -> _Programs:
+    """The programs of one (loss, grad, sampler): a second search with them compiles nothing."""
+    return _Programs(loss, grad, sampler, argnums, rtol, k)
+
+
 def lane_bytes(lane: Callable, template: tuple) -> int:
     """Bytes one lane holds at most: every value of its jaxpr (arguments, temporaries, outputs)
     alive at once, an upper bound (XLA fuses and reuses buffers); found by tracing, no compile."""
@@ -209,7 +216,7 @@ class _Search:
             )
         self.block = int(min(MAX_BLOCK, budget // per_lane))
         self.wblock = min(WITNESS_BLOCK, self.block)
-        self.programs = _Programs(loss, grad, sampler, argnums, self.rtol, self.k)
+        self.programs = _programs(loss, grad, sampler, argnums, self.rtol, self.k)
         self.offsets = np.cumsum([0] + [leaf.size for leaf in self.leaves])
 
     def where(self, flat: int) -> str:
