@@ -297,12 +297,12 @@ def _verdict(kind, leaf, local, j, mask, detail: str = "") -> Verdict:
     return Verdict(kind, leaf.path, int(mask.sum()), leaf.size, rel, ex, detail)
 
 
-def _leaf_report(leaf, pos, dev: _Device, sub, j, n_fail, checked, n_worst) -> LeafReport:
-    """The leaf's row; its worst elements are those of the device's ``TOP_K`` in the leaf."""
+def _leaf_report(leaf, pos, dev: _Device, tops, sub, j, n_fail, checked, n_worst) -> LeafReport:
+    """The leaf's row; its worst elements are those of the device's ``TOP_K`` in the leaf
+    (``tops``: their hand and autodiff values, fetched once for all leaves)."""
     fd_at = dict(zip(sub.tolist(), j.fd.tolist(), strict=True))
-    mine = (dev.top >= leaf.span.start) & (dev.top < leaf.span.stop)
-    top, ratio = dev.top[mine][:n_worst], dev.top_ratio[mine][:n_worst]
-    hand, auto = _at(dev.hand, top), _at(dev.auto, top)
+    mine = np.flatnonzero((dev.top >= leaf.span.start) & (dev.top < leaf.span.stop))[:n_worst]
+    top, ratio, hand, auto = dev.top[mine], dev.top_ratio[mine], tops[0][mine], tops[1][mine]
     worst = []
     for t, r, h, a in zip(top.tolist(), ratio.tolist(), hand, auto, strict=True):
         with np.errstate(all="ignore"):
@@ -320,6 +320,7 @@ def _leaf_report(leaf, pos, dev: _Device, sub, j, n_fail, checked, n_worst) -> L
 def _precision_report(problem, dev: _Device, s, is_user, sub, fd, located, agree_dir):
     tol = tolerance_for(problem, s, is_user)._replace(scale=dev.scale)
     hv = np.stack([_at(dev.hand, sub), _at(dev.auto, sub)])
+    tops = (_at(dev.hand, dev.top), _at(dev.auto, dev.top))
     j = _judge.judge(hv[0], hv[1], fd, _kinks.Nearby.empty(sub.size), tol)
     leaves, verdicts, nonfinite = [], [], []
     k = s.directions
@@ -330,7 +331,7 @@ def _precision_report(problem, dev: _Device, s, is_user, sub, fd, located, agree
         # kinks where hand lies in the subdifferential pass although hand != autodiff
         n_fail = n_dev - (int((j.ok & ~_equal(hv, tol))[inside].sum()) if lj is not None else 0)
         checked = f"every element (hand vs autodiff); finite differences at {int(inside.sum())}"
-        leaves.append(_leaf_report(leaf, pos, dev, sub[inside], lj or _empty_j(j), n_fail,
+        leaves.append(_leaf_report(leaf, pos, dev, tops, sub[inside], lj or _empty_j(j), n_fail,
                                    checked, s.n_worst))  # fmt: skip
         if lj is not None:
             verdicts += _leaf_verdicts(leaf, sub[inside], lj, n_fail, located)
