@@ -46,7 +46,7 @@ CHILD = textwrap.dedent(
         jax.config.update("jax_enable_x64", True)
         import gradlab
         rng = np.random.default_rng(0)
-        size = n // leaves
+        size = n // max(1, leaves)
         p = {f"w{j:04d}": jnp.asarray(rng.normal(size=size)) for j in range(leaves)}
         loss = lambda p: sum(jnp.sum(jnp.log1p(w ** 2)) for w in jax.tree.leaves(p))
         grad = lambda p: jax.tree.map(lambda w: 2 * w / (1 + w ** 2), p)
@@ -112,6 +112,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="1e4,1e5,1e6")
     ap.add_argument("--out", help="write the rows as JSON")
+    ap.add_argument("--only", help="comma-separated kinds to run (default: all)")
     ns = ap.parse_args()
     rows = []
     for n in [float(s) for s in ns.sizes.split(",")]:
@@ -119,10 +120,14 @@ def main() -> None:
         plan += [("jax", 1)]
         plan += [("fast", 1000)] if n >= 1e5 else []
         for kind, leaves in plan:
+            if ns.only and kind not in ns.only.split(","):
+                continue
             row = run(kind, n, leaves)
             rows.append(row)
             print(json.dumps(row), flush=True)
     for n, which in ((10_000, 0), (10_000, 1)):
+        if ns.only and "search" not in ns.only.split(","):
+            continue
         row = run("search", n, which)
         rows.append(row)
         print(json.dumps(row), flush=True)
