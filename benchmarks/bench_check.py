@@ -1,7 +1,11 @@
 """Gradient checkers side by side: speed on MSE (X 256x1000, float64) and which planted bugs each
 one catches.
 
-    python benchmarks/bench_check.py [--repeats 5]
+    python benchmarks/bench_check.py [--repeats 5] [--quick] [--only gradlab] [--against DIR]
+
+``--against DIR`` times another checkout's checker (``DIR/gradlab``, imported as a renamed copy)
+beside this one, the gradlab rows interleaved call by call, and adds it to the detection table:
+old against new in one process.
 
 Peers (skipped when not installed): ``torch.autograd.gradcheck`` (slow and fast mode, the hand
 gradient as the backward of an ``autograd.Function``), ``jax.test_util.check_grads`` (the hand
@@ -18,12 +22,18 @@ the peers are timed warm (one call first, then the median of the repeats) in thi
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import jax
 
@@ -272,6 +282,41 @@ TOOLS = {
 }
 
 
+def load_against(path: str):
+    """Another checkout's ``gradlab``, importable beside this one as ``gradlab_against``."""
+    dst = Path(tempfile.mkdtemp()) / "gradlab_against"
+    shutil.copytree(Path(path) / "gradlab", dst, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in dst.rglob("*.py"):
+        f.write_text(re.sub(r"\bgradlab(?=[.\s]|$)", "gradlab_against", f.read_text(), flags=re.M))
+    sys.path.insert(0, str(dst.parent))
+    return importlib.import_module("gradlab_against")
+
+
+def add_against(module) -> None:
+    """Rows ``gradlab full/fast (against)`` checking with ``module.check_grad``."""
+
+    def make(p, mode):
+        loss, grad = (lambda t: p.loss_j(t)), p.grad_j
+        t = jnp.asarray(p.theta)
+        return lambda: not module.check_grad(loss, grad, t, mode=mode).ok
+
+    for mode in ("full", "fast"):
+        TOOLS[f"gradlab {mode} (against)"] = lambda p, mode=mode: make(p, mode)
+
+
+def timed_interleaved(fns: dict, repeats: int) -> dict:
+    """Median times of ``fns`` called in turn, one call each per round (after one warm call)."""
+    for fn in fns.values():
+        fn()
+    ts = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in ts.items()}
+
+
 def timed(fn, repeats):
     if repeats == 0:  # one cold call (numdifftools has nothing to warm and takes minutes)
         t0 = time.perf_counter()
@@ -312,7 +357,10 @@ def main() -> None:
         metavar="SUBSTR",
         help="run only the checkers whose name contains SUBSTR (e.g. gradlab: old vs new)",
     )
+    ap.add_argument("--against", metavar="DIR", help="also time DIR/gradlab (old vs new)")
     a = ap.parse_args()
+    if a.against:
+        add_against(load_against(a.against))
     if a.only:
         for name in [n for n in TOOLS if a.only not in n]:
             del TOOLS[name]
@@ -326,7 +374,14 @@ def main() -> None:
     probs = problems()
     base = probs[0]
     times = {}
+    ours = [n for n in TOOLS if n.startswith("gradlab")]
+    if a.against:  # old and new called in turn, so load changes hit both alike
+        times = timed_interleaved({n: TOOLS[n](base) for n in ours}, a.repeats)
+        for name in ours:
+            print(f"  timed {name}: {times[name] * 1e3:.1f} ms (interleaved)", flush=True)
     for name, make in TOOLS.items():
+        if name in times:
+            continue
         if a.quick and name.startswith("numdifftools"):
             print(f"  {name:<24} skipped (--quick)")
             continue
@@ -342,6 +397,8 @@ def main() -> None:
     reports = {
         "gradlab full": "every element: hand, autodiff, FD (+ kinks, blame)",
         "gradlab fast": "4 random directions per leaf (JVP), localizes on failure",
+        "gradlab full (against)": f"{a.against}: full",
+        "gradlab fast (against)": f"{a.against}: fast",
         "torch gradcheck (slow)": "pass/fail, whole Jacobians on failure",
         "torch gradcheck (fast)": "pass/fail, one projected number",
         "jax check_grads": "pass/fail, one projected number",

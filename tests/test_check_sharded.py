@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
         assert report.verdicts[0].kind is Finding.HAND_BUG, report
 
     problem = _problem.build(loss, grad, (w,))
-    s = _settings.settings("fast", None, None, 0, 4, 5, 2**28, None, None)
+    s = _settings.Settings("fast", None, None, 0, 4, 5, 2**28)
     dev = _scale._device(problem, s, True)
     for name in ("hand", "auto", "params"):
         arr = getattr(dev, name)

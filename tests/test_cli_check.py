@@ -28,6 +28,9 @@ USER_MODULE = textwrap.dedent(
         X, y, w = np.asarray(X), np.asarray(y), np.asarray(p["w"])
         return {"w": X.T @ (X @ w - y) / X.shape[0] + 0.1 * w}
 
+    def value_and_grad(p, X, y):  # (value, gradient), scikit-learn's convention
+        return loss(p, X, y), grad(p, X, y)
+
     def make_args():
         rng = np.random.default_rng(0)
         return {"w": rng.normal(size=3)}, rng.normal(size=(10, 3)), rng.normal(size=10)
@@ -112,3 +115,10 @@ def test_bad_invocations_exit_two_with_a_message(user_module, capsys):
     assert "needs --args" in capsys.readouterr().err
     assert main(["check", "cli_user_mod:loss", "cli_user_mod:nope", "--args", "x:y"]) == 2
     assert "has no attribute 'nope'" in capsys.readouterr().err
+
+
+def test_user_value_and_grad_function(user_module, capsys):
+    ref = ["cli_user_mod:loss", "cli_user_mod:value_and_grad", "--args", "cli_user_mod:make_args"]
+    assert main(["check", *ref, "--value-and-grad"]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert main(["check", *ref]) == 2  # a (value, gradient) pair is not the parameters' tree

@@ -13,7 +13,7 @@ outlives a call:
    extrapolation (shared with the Hessian check), computed once on the float64 problem and
    passed explicitly to the check of every precision; refined (eq. (3)) only where a verdict
    hangs on it.
-4. ``LeafJudgement`` (``_judge``): per leaf, typed boolean masks -- hand bug, autodiff
+4. ``Judgement`` (``_judge``): per element, typed boolean masks -- hand bug, autodiff
    disagrees, inconclusive, kink outside, hand bug at a kink, kink convention, FD noise,
    non-finite -- from the tolerances of ``_compare``, the kink tests of ``_kinks`` (one-sided
    slopes, then gradients at seeded nearby points: the Clarke subdifferential) and the referee.
@@ -22,6 +22,11 @@ outlives a call:
 6. Reports (``_report``): frozen dataclasses (``GradReport``, ``HessianReport``, ``LeafReport``,
    ``Element``, ``Kink``, ``NonFinite``, ``DtypeVerdict``) whose ``to_dict()`` is derived from
    their fields; rendering (``_render``) is apart from the data.
+
+The drivers: ``_grad`` (``check_grad``: validated ``Settings`` and ``Problem``, every
+precision, blame, per-term reports, the precision summary), ``_precision`` (one precision in
+full), ``_fast`` (random directions, failing leaves rerun in full), ``_hessian``
+(``check_hessian``: the same judgement on Hessian blocks and HVP rows).
 """
 
 from gradlab.check._blame import Blame

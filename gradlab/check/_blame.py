@@ -24,8 +24,13 @@ minimum-norm solution.
 Only what a term explains is blamed. The fit runs on the smooth elements (at a kink autodiff's
 value is a convention, and its difference from a valid hand subgradient is no error), and terms
 are named only when the fit explains at least ``BLAME_MIN_R2`` = 99% of the residual's squared
-norm, :math:`R^2 \ge 0.99`. A residual that is not a combination of the term gradients (one
-element off, two elements swapped) gets "no single term explains it" and its :math:`R^2`.
+norm after adjusting for the :math:`m` columns fitted to :math:`n` elements,
+
+.. math::  R^2_{adj} = 1 - (1 - R^2)\,\frac{n}{n - m} \ge 0.99                          \tag{3}
+
+(with :math:`n \le m` nothing is named: :math:`m` columns fit any :math:`m` numbers). A
+residual that is not a combination of the term gradients (one element off, two elements
+swapped) gets "no single term explains it" and its :math:`R^2`.
 """
 
 from __future__ import annotations
@@ -49,6 +54,14 @@ class Blame:
 def explained(blames: list[Blame]) -> float:
     """The fit's :math:`R^2`: the fraction of the residual the terms explain together."""
     return float(sum(b.explained for b in blames))
+
+
+def adjusted_r2(blames: list[Blame], n: int) -> float:
+    """Eq. (3): :math:`R^2` adjusted for ``len(blames)`` columns fitted to ``n`` elements."""
+    m = len(blames)
+    if n <= m:
+        return float("-inf")
+    return 1.0 - (1.0 - explained(blames)) * n / (n - m)
 
 
 def significant(blames: list[Blame], floor: float = 1e-6) -> list[Blame]:

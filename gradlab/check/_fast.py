@@ -22,7 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _compare, _differences, _findings, _tree, _witnesses
-from gradlab.check._precision import Checked, call_verdicts, finish, judge_all, tolerance_for
+from gradlab.check._precision import Checked, Parts, finish, judge_all, tolerance_for
 from gradlab.check._problem import Problem
 from gradlab.check._report import LeafReport
 from gradlab.check._settings import Settings
@@ -71,9 +71,8 @@ def _fused(loss: Callable, hand: Callable, argnums) -> Callable:
 
 def _along(problem: Problem, V: np.ndarray):
     """``(raw hand, HandCall, f(x), jvp (m,), FD along the rows of V)``, fused when possible."""
-    x, _ = problem.ravel()
-    scale = max(1.0, float(np.max(np.abs(x)))) if x.size else 1.0
-    h = jnp.asarray(_differences.steps(np.asarray([scale]), problem.dtype)[0], problem.dtype)
+    scale = max([1.0] + [float(np.max(np.abs(a), initial=0.0)) for a in _leaf_arrays(problem)])
+    h = _differences.steps(np.asarray([scale]), problem.dtype)[0]
     Vj = jnp.asarray(V, problem.dtype)
     try:
         raw, value, jvp, vals = _fused(problem.loss, problem.hand, problem.argnums)(
@@ -85,7 +84,12 @@ def _along(problem: Problem, V: np.ndarray):
         value, jvp, vals = _directional(problem.loss, problem.argnums)(problem.args, Vj, h)
     eps = _differences.eps_of(problem.dtype)
     fd = _differences.FD.from_values(np.asarray(vals), np.full(V.shape[0], float(h)), 0.0, eps)
-    return raw, call, value, np.asarray(jvp, np.float64), fd
+    return raw, call, float(value), np.asarray(jvp, np.float64), fd
+
+
+def _leaf_arrays(problem: Problem) -> list[np.ndarray]:
+    """The parameter leaves on host (no concatenation on device)."""
+    return [np.asarray(a) for a in jax.tree.leaves(problem.params)]
 
 
 def _leaf_along(leaf, hand, v, jvp, fd, k, tol) -> tuple[LeafReport, int] | None:
@@ -129,9 +133,7 @@ class _Pass:
                 self.passed[pos] = res
 
     def witnesses(self, autodiff: np.ndarray) -> Witnesses:
-        return Witnesses(
-            self.hand, autodiff, float(self.value), self.hand_value, self.dtypes, self.call
-        )
+        return Witnesses(self.hand, autodiff, self.value, self.hand_value, self.dtypes, self.call)
 
 
 def run_fast(problems: list[Problem], s: Settings) -> list[Checked]:
@@ -175,22 +177,14 @@ def _partial_fd(problem: Problem, f0: float, where: np.ndarray, budget: int):
 
 
 def _report(problem: Problem, ps: _Pass, j, tol, s: Settings):
-    leaves, kinks, nonfinite, verdicts = [], [], [], []
-    agree, n_fd = 0, 0
+    parts = Parts()
     for pos, leaf in enumerate(problem.leaves):
         if pos in ps.passed:
-            rep, a = ps.passed[pos]
-            leaves.append(rep)
-            agree, n_fd = agree + a, n_fd + s.directions
+            rep, agree = ps.passed[pos]
+            parts.leaves.append(rep)
+            parts.agree, parts.n_fd = parts.agree + agree, parts.n_fd + s.directions
             continue
-        lj = j.slice(leaf.span)
-        verdicts.append(Verdict(Finding.FAST_RERUN, leaf.path, leaf.size, leaf.size))
-        leaves.append(_findings.leaf_report(leaf, lj, s.n_worst))
-        kinks += _findings.kinks(leaf, lj)
-        nonfinite += _findings.nonfinite(leaf, lj)
-        verdicts += _findings.verdicts(leaf, lj)
-        agree, n_fd = agree + int(lj.fd_agree.sum()), n_fd + leaf.size
+        parts.verdicts.append(Verdict(Finding.FAST_RERUN, leaf.path, leaf.size, leaf.size))
+        parts.add_leaf(leaf, j.slice(leaf.span), s.n_worst)
     tol = ps.tol if tol is None else tol
-    w = ps.witnesses(np.zeros(0))
-    verdicts = call_verdicts(problem, w, tol) + verdicts
-    return finish(problem, w, tol, s, "fast", leaves, kinks, nonfinite, verdicts, agree, n_fd)
+    return finish(problem, ps.witnesses(np.zeros(0)), tol, s, "fast", parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,7 +25,7 @@ from gradlab.check._fast import run_fast
 from gradlab.check._precision import Checked, run_full
 from gradlab.check._problem import Names, Problem, build
 from gradlab.check._report import DtypeVerdict, GradReport
-from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings, settings
+from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings
 from gradlab.check._verdict import Finding, Verdict
 
 
@@ -69,11 +70,12 @@ def _blame_verdicts(checked: Checked, term_grads: dict[str, np.ndarray]):
     fit = _blame.blame(residual, {t: np.where(use, g, 0.0) for t, g in term_grads.items()})
     if not fit:
         return (), []
-    r2 = _blame.explained(fit)
-    if r2 < _blame.BLAME_MIN_R2:
+    r2 = _blame.adjusted_r2(fit, int(use.sum()))
+    if not r2 >= _blame.BLAME_MIN_R2:
         detail = (
-            f"the best fit on the term gradients explains {r2:.1%} of it; a term is named when "
-            f"the fit explains at least {_blame.BLAME_MIN_R2:.0%}"
+            f"the best fit on the {len(fit)} term gradients over {int(use.sum())} smooth "
+            f"elements explains {_blame.explained(fit):.1%} of it (adjusted R^2 {r2:.3g}); a "
+            f"term is named when the adjusted R^2 is at least {_blame.BLAME_MIN_R2:g}"
         )
         return (), [Verdict(Finding.BLAME_UNEXPLAINED, detail=detail)]
     named = _blame.significant(fit)
@@ -102,8 +104,8 @@ def _summary(user: GradReport, copy: GradReport) -> Verdict:
             detail=f"the float64 copy fails although {dt} passes at its rtol {rt}: the formula "
             f"is wrong by less than {dt} can resolve",
         )
-    n = sum(leaf.size for leaf in ())
-    return Verdict(Finding.OK, count=n, detail=f"in {dt} and in the float64 copy")
+    n = sum(math.prod(leaf.shape) for leaf in copy.leaves)
+    return Verdict(Finding.OK, count=n, total=n, detail=f"in {dt} and in the float64 copy")
 
 
 def _first(report: GradReport) -> Verdict:
@@ -137,8 +139,9 @@ def run(problem: Problem, s: Settings) -> GradReport:
         return report
     copy = checked[1].report
     summary = _summary(user, copy)
-    if summary.kind is Finding.OK:
-        summary = dataclasses.replace(summary, count=problem.size, total=problem.size)
+    own = report.verdicts
+    if summary.kind is Finding.OK:  # said once: the summary replaces the dtype's own "ok"
+        own = tuple(v for v in own if v.kind is not Finding.OK)
     dtypes = (
         DtypeVerdict(f"{user.dtype} (your dtype, rtol {user.rtol:.2g})", user.ok, _first(user)),
         DtypeVerdict(f"float64 copy (rtol {copy.rtol:.2g})", copy.ok, _first(copy)),
@@ -148,7 +151,7 @@ def run(problem: Problem, s: Settings) -> GradReport:
         ok=ok and copy.ok,
         dtypes=dtypes,
         float64_copy=copy,
-        verdicts=(summary, *report.verdicts),
+        verdicts=(summary, *own),
     )
 
 
@@ -240,18 +243,10 @@ def check_grad(
         )
         fd_memory_budget = memory_budget
     with _x64():
-        s = settings(
-            mode,
-            rtol,
-            atol,
-            key,
-            directions,
-            n_worst,
-            fd_memory_budget,
-            terms,
-            term_grads,
+        s = Settings(
+            mode, rtol, atol, key, directions, n_worst, fd_memory_budget, terms, term_grads,
             fd_elements,
-        )
+        )  # fmt: skip
         problem = build(loss, grad, args, argnums, names, value_and_grad)
         return run(problem, s)
 

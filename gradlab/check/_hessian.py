@@ -84,16 +84,42 @@ def _gradient_values(gfun, problem: Problem, V: np.ndarray, h: float, traced: bo
     )
 
 
-def grad_differences(gfun, problem: Problem, V: np.ndarray, traced: bool):
-    """Eq. (1) for each row of ``V``: ``(R, err)``, both ``(m, N)``."""
+@dataclasses.dataclass(frozen=True)
+class GradDifferences:
+    """Eq. (1) per direction (rows of ``V``): ``r``, ``err`` ``(m, N)``; the gradient values
+    ``(m, 4, N)`` and the step, kept for :meth:`refined`."""
+
+    r: np.ndarray
+    err: np.ndarray
+    values: np.ndarray
+    h: float
+    eps: float
+
+    def refined(self, gfun, problem: Problem, V, traced: bool, cols: np.ndarray):
+        """Eq. (3) of ``_differences`` (Romberg, steps down to ``h/8``) on the directions
+        ``cols``, where the referee was undecided."""
+        if not cols.any():
+            return self
+        fine = _gradient_values(gfun, problem, V[cols], self.h / 4, traced)
+        size = np.maximum(np.abs(self.values[cols]).max(axis=1), np.abs(fine).max(axis=1))
+        d = (*_central_rows(self.values[cols], self.h), *_central_rows(fine, self.h / 4))
+        r, err = self.r.copy(), self.err.copy()
+        r[cols], err[cols] = _differences.romberg(d, size, self.eps, self.h)
+        return dataclasses.replace(self, r=r, err=err)
+
+
+def _central_rows(vals: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    return (vals[:, 0] - vals[:, 1]) / (2 * h), (vals[:, 2] - vals[:, 3]) / h
+
+
+def grad_differences(gfun, problem: Problem, V: np.ndarray, traced: bool) -> GradDifferences:
+    """Eq. (1) for each row of ``V``, with the pure ``_differences.richardson``."""
     x, _ = problem.ravel()
     h = float(_differences.steps(np.asarray([max(1.0, float(np.max(np.abs(x))))]), x.dtype)[0])
     vals = _gradient_values(gfun, problem, V, h, traced)
-    d1 = (vals[:, 0] - vals[:, 1]) / (2 * h)
-    d2 = (vals[:, 2] - vals[:, 3]) / h
-    return _differences.richardson(
-        d1, d2, np.abs(vals).max(axis=1), _differences.eps_of(x.dtype), h
-    )
+    eps = _differences.eps_of(x.dtype)
+    r, err = _differences.richardson(*_central_rows(vals, h), np.abs(vals).max(axis=1), eps, h)
+    return GradDifferences(r, err, vals, h, eps)
 
 
 def _dense_hessian(tree, problem: Problem, witness: str) -> np.ndarray:
@@ -155,16 +181,19 @@ def _hessian_witnesses(problem: Problem, hess) -> _Witnessed:
 
 def _hvp_witnesses(problem: Problem, hvp, V: np.ndarray, mode: str) -> _Witnessed:
     _, unravel = problem.ravel()
-    cols, how = [], ""
+    cols, call = [], None
     for v in V:
-        raw, call = _witnesses.call_hand(hvp, (*problem.args, unravel(jnp.asarray(v))))
-        how = call.how
+        args = (*problem.args, unravel(jnp.asarray(v)))
+        if call is None or call.traced:
+            raw, call = _witnesses.call_hand(hvp, args)
+        else:  # it did not trace on the first direction: the rest eagerly, in this call only
+            raw = hvp(*_tree.copies(args))
         got = _tree.check_grad_tree(
             "hess(*args, v)", raw, problem.params, problem.argnums, list(problem.tree_leaves)
         )
         cols.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in got]))
     A = np.asarray(_ad_hvp(problem.loss, problem.argnums)(problem.args, jnp.asarray(V)), np.float64)
-    return _Witnessed(np.stack(cols, axis=1), A.T, V, how, mode)
+    return _Witnessed(np.stack(cols, axis=1), A.T, V, call.how, mode)
 
 
 def _blocks(problem: Problem, kind: str, m: int):
@@ -192,7 +221,9 @@ def _judge_blocks(problem, w: _Witnessed, R, E, tol, kind, n_worst, label):
         rep = _findings.leaf_report(leaf, j, n_worst)
         reports.append(dataclasses.replace(rep, axes=axes))
         nonfinite += [n for n in _findings.nonfinite(leaf, j) if n.witness == "hand"]
-        verdicts += [dataclasses.replace(v, detail=label) for v in _findings.verdicts(leaf, j)]
+        for v in _findings.verdicts(leaf, j):
+            example = dataclasses.replace(v.example, axes=axes) if v.example else None
+            verdicts.append(dataclasses.replace(v, detail=label, example=example))
         agree += int(j.fd_agree.sum())
     return reports, nonfinite, verdicts, agree
 
@@ -248,12 +279,18 @@ def check_hessian(
     w = _witness(problem, hess, kind, max_dense, directions, seed_words(key))
     gfun = grad if grad is not None else jax.grad(loss, problem.argnums)
     traced = grad is None or _witnesses.call_hand(grad, problem.args)[1].traced
-    label = f"the third witness: differences of the {'hand gradient' if grad else 'jax.grad'}"
-    R, E = (M.T for M in grad_differences(gfun, problem, w.V, traced))  # (N, m)
+    label = f"the third witness: differences of {'the hand gradient' if grad else 'jax.grad'}"
     rtol = _compare.default_rtol(problem.dtype) if rtol is None else rtol
     tol = Tolerance(rtol, atol, _compare.finite_max(w.H, w.A), _differences.eps_of(problem.dtype))
-    reports, nonfinite, verdicts, agree = _judge_blocks(problem, w, R, E, tol, kind, n_worst, label)
-    return _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree)
+    diffs = grad_differences(gfun, problem, w.V, traced)
+    fd_eps = max(diffs.eps, tol.eps)
+    pre = judge_smooth(
+        w.H.ravel(), w.A.ravel(), diffs.r.T.ravel(), diffs.err.T.ravel(), fd_eps, tol
+    )
+    undecided = pre.masks.inconclusive.reshape(w.H.shape).any(axis=0)  # per direction
+    diffs = diffs.refined(gfun, problem, w.V, traced, undecided)
+    judged = _judge_blocks(problem, w, diffs.r.T, diffs.err.T, tol, kind, n_worst, label)
+    return _report(problem, w, tol, kind, label, judged)
 
 
 def _witness(problem, hess, kind, max_dense, directions, seed) -> _Witnessed:
@@ -269,7 +306,8 @@ def _witness(problem, hess, kind, max_dense, directions, seed) -> _Witnessed:
     return _hvp_witnesses(problem, hess, V, f"hvp on {directions} random directions")
 
 
-def _report(problem, w, tol, kind, label, reports, nonfinite, verdicts, agree) -> HessianReport:
+def _report(problem, w, tol, kind, label, judged) -> HessianReport:
+    reports, nonfinite, verdicts, agree = judged
     ok = all(r.ok for r in reports)
     mode = f"{w.mode}; {label}"
     if ok:

@@ -111,7 +111,7 @@ def judge(
     fd_eps = max(fd.eps, tol.eps)  # the values judged carry the checked dtype's rounding
     fd_auto = _compare.referee(fd.r, fd.err, a, tol.scale, fd_eps)
     fd_hand = _compare.referee(fd.r, fd.err, h, tol.scale, fd_eps)
-    masks = _masks(h, a, ok, equal, kink, far, fd_auto, fd_hand)
+    masks = _masks(h, a, ok, equal, kink, far, (fd_auto, fd_hand, np.isfinite(fd.r)))
     conv_ok = kink & ok  # passing kinks are listed under kinks, not as errors
     abs_err = np.where(conv_ok, 0.0, abs_err)
     rel_err = np.where(conv_ok, 0.0, rel_err)
@@ -121,7 +121,9 @@ def judge(
     )  # fmt: skip
 
 
-def _masks(h, a, ok, equal, kink, far, fd_auto, fd_hand) -> Masks:
+def _masks(h, a, ok, equal, kink, far, referee) -> Masks:
+    """``referee``: does FD agree with autodiff, with the hand, is it finite (per element)."""
+    fd_auto, fd_hand, fd_finite = referee
     fail = ~ok
     nf_hand = fail & ~np.isfinite(h)
     nf_auto = fail & np.isfinite(h) & ~np.isfinite(a)
@@ -138,7 +140,7 @@ def _masks(h, a, ok, equal, kink, far, fd_auto, fd_hand) -> Masks:
         kink_outside=rest & kink & ~far,
         nonfinite_autodiff=nf_auto,
         kink_convention=ok & kink & ~equal,
-        fd_noise=ok & smooth & ~fd_auto & ~fd_hand,
+        fd_noise=ok & smooth & fd_finite & ~fd_auto & ~fd_hand,
     )
 
 
@@ -153,5 +155,5 @@ def judge_smooth(
     fd_hand = _compare.referee(r, err, h, tol.scale, fd_eps)
     no = np.zeros(h.shape, bool)
     nan = np.full(h.shape, np.nan)
-    masks = _masks(h, a, ok, ok, no, no, fd_auto, fd_hand)
+    masks = _masks(h, a, ok, ok, no, no, (fd_auto, fd_hand, np.isfinite(r)))
     return Judgement(h, a, r, abs_err, rel_err, ok, no, nan, nan, nan, nan, nan, fd_auto, masks)

@@ -16,7 +16,8 @@ when
 first-order Richardson extrapolations :math:`\partial^\pm = 2r(\tfrac h2) - r(h)` and
 :math:`2l(\tfrac h2) - l(h)`. For a convex (or concave) kink the subdifferential of the element is
 :math:`[\min(\partial^-, \partial^+), \max(\partial^-, \partial^+)]`; the hand value passes there
-when it lies inside, with a tolerance of the extrapolation error plus eq. (1) of ``_compare``.
+when it lies inside, with a tolerance of 4 times the extrapolation error plus eq. (1) of
+``_compare`` (``_judge``).
 Elements within :math:`h` of a kink are flagged as well (their central difference spans it);
 their interval is the slopes across the kink, which still holds the exact derivative.
 
@@ -26,8 +27,8 @@ one weight with opposite signs), the Clarke subdifferential -- the convex hull o
 gradients at nearby points -- can be wider than :math:`[\min(\partial^-, \partial^+),
 \max(\partial^-, \partial^+)]`. So at every suspect element (a kink by (2), or an element where
 hand and autodiff differ) the autodiff gradient is taken at ``NEARBY_SAMPLES`` seeded nearby
-points :math:`x + \delta u_s` and :math:`x + \tfrac\delta2 u_s` (:math:`u_s` random signs
-times the element's step :math:`h`), and each pair extrapolated to its limit along the ray:
+points :math:`x + \delta u_s` and :math:`x + \tfrac\delta2 u_s` (:math:`u_s` seeded Gaussian,
+times each element's step :math:`h`), and each pair extrapolated to its limit along the ray:
 
 .. math::  L_s = 2\,g(x + \tfrac\delta2 u_s) - g(x + \delta u_s), \qquad
            \text{drift} = \max_s \lvert g(x + \tfrac\delta2 u_s) - g(x + \delta u_s)\rvert  \tag{3}
@@ -37,8 +38,8 @@ drift explains, :math:`\max_s L_s - \min_s L_s > 4\,\text{drift} + \text{tol}`; 
 there is judged against :math:`[\text{low}, \text{high}]`, the range of the :math:`L_s` and the
 one-sided slopes. Coordinatewise, that range is inside the projection of the Clarke
 subdifferential, so the test is necessary, never too strict for a subgradient it samples; with
-random signs each region of :math:`k` pieces meeting is hit with probability about
-:math:`2^{-k}` per sample (32 samples: a region of two pieces missed with probability
+Gaussian directions each region where pieces meet is hit with probability its solid angle per
+sample (32 samples: a region of a quarter of the directions is missed with probability
 :math:`10^{-4}`).
 
 Limitation: the noise floor of (2) assumes the loss is computed in the dtype of the differences.
@@ -61,8 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from gradlab.check import _tree
-from gradlab.check._differences import FD
+from gradlab.check import _differences, _tree
 
 KINK_RATIO = 0.75
 KINK_NOISE_FACTOR = 64.0
@@ -80,7 +80,7 @@ class Slopes:
     err: np.ndarray
 
 
-def slopes(fd: FD) -> Slopes:
+def slopes(fd: _differences.FD) -> Slopes:
     """One-sided derivatives and the kink test, eq. (1)-(2)."""
     fp, fm, fp2, fm2 = fd.values.T
     h, f0 = fd.h, fd.f0
@@ -96,16 +96,6 @@ def slopes(fd: FD) -> Slopes:
         err = np.abs(right - r2) + np.abs(left - l2) + noise
     kink &= np.isfinite(right) & np.isfinite(left)
     return Slopes(kink, left, right, err)
-
-
-def in_subdifferential(
-    value: np.ndarray, left: np.ndarray, right: np.ndarray, err: np.ndarray, slack: np.ndarray
-) -> np.ndarray:
-    """``min(l, r) - tol <= value <= max(l, r) + tol`` elementwise, ``tol = 4 err + slack``."""
-    tol = 4.0 * err + slack
-    lo, hi = np.minimum(left, right), np.maximum(left, right)
-    with np.errstate(all="ignore"):
-        return (value >= lo - tol) & (value <= hi + tol) & np.isfinite(value)
 
 
 def convention(value: float, left: float, right: float, tol: float, low: float, high: float) -> str:
@@ -140,15 +130,16 @@ class Nearby:
 
     @staticmethod
     def empty(n: int) -> Nearby:
-        nan = np.full(n, np.nan)
-        return Nearby(nan, nan, nan, nan, nan)
+        return Nearby(*(np.full(n, np.nan) for _ in range(5)))
 
     def slice(self, span: slice) -> Nearby:
         return Nearby(*(getattr(self, f.name)[span] for f in dataclasses.fields(self)))
 
 
 @functools.lru_cache(maxsize=128)
-def _nearby_program(loss: Callable, argnums) -> Callable:
+def _nearby_program(loss: Callable, argnums, batch: int) -> Callable:
+    """Gradients at ``x + u`` and ``x + u/2`` per row ``u`` of ``U``, ``batch`` rows at a time."""
+
     def run(args, U):
         x, unravel = ravel_pytree(_tree.get_params(args, argnums))
 
@@ -156,21 +147,27 @@ def _nearby_program(loss: Callable, argnums) -> Callable:
             grad = jax.grad(loss, argnums)(*_tree.set_params(args, argnums, unravel(xv)))
             return ravel_pytree(grad)[0]
 
-        return jax.vmap(lambda u: jnp.stack([g(x + u), g(x + 0.5 * u)]))(U)
+        pair = jax.vmap(lambda u: jnp.stack([g(x + u), g(x + 0.5 * u)]))
+        blocks = U.reshape(-1, batch, U.shape[1])
+        return jax.lax.map(pair, blocks).reshape(U.shape[0], 2, U.shape[1])
 
     return jax.jit(run)
 
 
-def nearby(loss, args, argnums, h: np.ndarray, where: np.ndarray, seed) -> Nearby:
-    """Eq. (3) at the raveled elements ``where`` (bool mask), in the arguments' dtype."""
+def nearby(
+    loss, args, argnums, h: np.ndarray, where: np.ndarray, seed, budget_bytes: int
+) -> Nearby:
+    """Eq. (3) at the raveled elements ``where`` (bool mask), in the arguments' dtype; at most
+    ``budget_bytes`` of perturbed arguments alive at once (2 per sample)."""
     n = where.size
     if not where.any():
         return Nearby.empty(n)
     x, _ = ravel_pytree(_tree.get_params(args, argnums))
     rng = np.random.default_rng([*seed, 0x6B696E6B])
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(NEARBY_SAMPLES, n))
-    U = jnp.asarray(signs * h, x.dtype)
-    g = np.asarray(_nearby_program(loss, argnums)(args, U), np.float64)  # (S, 2, n)
+    U = jnp.asarray(rng.standard_normal((NEARBY_SAMPLES, n)) * h, x.dtype)
+    batch = _differences.chunk_size(args, NEARBY_SAMPLES, budget_bytes * 2)  # 2, not 4, per row
+    batch = 2 ** int(np.log2(batch))  # a power of two divides NEARBY_SAMPLES
+    g = np.asarray(_nearby_program(loss, argnums, batch)(args, U), np.float64)  # (S, 2, n)
     g1, g2 = g[:, 0, where], g[:, 1, where]
     with np.errstate(all="ignore"):
         limits = 2.0 * g2 - g1  # (3)

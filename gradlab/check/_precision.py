@@ -3,14 +3,15 @@ differences where needed -> a ``Judgement`` per precision -> that precision's ``
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
 from gradlab.check import _compare, _differences, _findings, _kinks, _witnesses
 from gradlab.check._judge import Judgement, Tolerance, judge
-from gradlab.check._problem import Problem
-from gradlab.check._report import GradReport, NonFinite
+from gradlab.check._problem import Problem, ReportLeaf
+from gradlab.check._report import GradReport, Kink, LeafReport, NonFinite
 from gradlab.check._settings import Settings
 from gradlab.check._verdict import Finding, Verdict
 from gradlab.check._witnesses import Witnesses
@@ -24,20 +25,26 @@ def judge_all(
     """Judge every precision against one ``fd``: sample nearby gradients at the suspects and
     refine the differences where the referee is undecided (both computed once, for all)."""
     wide = problems[-1]
-    near = _kinks.Nearby.empty(fd.r.size)
-    first = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+
+    def judge_each(fd, near):
+        return [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+
+    judged = judge_each(fd, _kinks.Nearby.empty(fd.r.size))
     suspects = np.zeros(fd.r.size, bool)
-    for j in first:
+    for j in judged:
         suspects |= (~j.ok | j.kink) & where
+    near = _kinks.Nearby.empty(fd.r.size)
     if suspects.any():
-        near = _kinks.nearby(wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed)
-    judged = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+        near = _kinks.nearby(
+            wide.loss, wide.args, wide.argnums, fd.h, suspects, s.seed, s.fd_budget
+        )
+        judged = judge_each(fd, near)
     undecided = np.zeros(fd.r.size, bool)
     for j in judged:
         undecided |= j.masks.inconclusive & where
     if undecided.any():
         fd = _differences.refine(fd, wide.loss, wide.args, wide.argnums, undecided, s.fd_budget)
-        judged = [judge(w.hand, w.autodiff, fd, near, t) for w, t in zip(wits, tols, strict=True)]
+        judged = judge_each(fd, near)
     return judged
 
 
@@ -52,8 +59,8 @@ class Checked(NamedTuple):
 def run_full(problems: list[Problem], s: Settings) -> list[Checked]:
     """Every precision in full; ``problems[-1]`` is the float64 one (it carries the ``FD``)."""
     wide = problems[-1]
-    w_wide, fd = _witnesses.gather(wide, s.fd_budget)
-    wits = [_witnesses.gather(p)[0] for p in problems[:-1]] + [w_wide]
+    w_wide, fd = _witnesses.gather_with_fd(wide, s.fd_budget)
+    wits = [_witnesses.gather(p) for p in problems[:-1]] + [w_wide]
     tols = [
         tolerance_for(p, s, i == 0, w.hand, w.autodiff)
         for i, (p, w) in enumerate(zip(problems, wits, strict=True))
@@ -75,17 +82,25 @@ def tolerance_for(problem: Problem, s: Settings, is_user: bool, *vectors) -> Tol
 # ---- one precision's report ---------------------------------------------------------------------
 
 
-def _leaf_parts(problem: Problem, j: Judgement, s: Settings, skip=()):
-    leaves, kinks, nonfinite, verdicts = [], [], [], []
-    for pos, leaf in enumerate(problem.leaves):
-        if pos in skip:
-            continue
-        lj = j.slice(leaf.span)
-        leaves.append((pos, _findings.leaf_report(leaf, lj, s.n_worst)))
-        kinks += _findings.kinks(leaf, lj)
-        nonfinite += _findings.nonfinite(leaf, lj)
-        verdicts += _findings.verdicts(leaf, lj)
-    return leaves, kinks, nonfinite, verdicts
+@dataclasses.dataclass
+class Parts:
+    """What one precision's report is assembled from (filled leaf by leaf)."""
+
+    leaves: list[LeafReport] = dataclasses.field(default_factory=list)
+    kinks: list[Kink] = dataclasses.field(default_factory=list)
+    nonfinite: list[NonFinite] = dataclasses.field(default_factory=list)
+    verdicts: list[Verdict] = dataclasses.field(default_factory=list)
+    agree: int = 0
+    n_fd: int = 0
+
+    def add_leaf(self, leaf: ReportLeaf, j: Judgement, n_worst: int) -> None:
+        """One leaf judged in full (``j`` is its slice)."""
+        self.leaves.append(_findings.leaf_report(leaf, j, n_worst))
+        self.kinks += _findings.kinks(leaf, j)
+        self.nonfinite += _findings.nonfinite(leaf, j)
+        self.verdicts += _findings.verdicts(leaf, j)
+        self.agree += int(j.fd_agree.sum())
+        self.n_fd += leaf.size
 
 
 def call_verdicts(problem: Problem, w: Witnesses, tol: Tolerance) -> list[Verdict]:
@@ -119,38 +134,31 @@ def precision_report(
     problem: Problem, w: Witnesses, j: Judgement, tol: Tolerance, s: Settings, mode: str
 ) -> GradReport:
     """The report of one precision from its judgement (every leaf judged in full)."""
-    parts, kinks, nonfinite, verdicts = _leaf_parts(problem, j, s)
-    call = call_verdicts(problem, w, tol)
+    parts = Parts()
+    for leaf in problem.leaves:
+        parts.add_leaf(leaf, j.slice(leaf.span), s.n_worst)
+    return finish(problem, w, tol, s, mode, parts)
+
+
+def finish(
+    problem: Problem, w: Witnesses, tol: Tolerance, s: Settings, mode: str, parts: Parts
+) -> GradReport:
+    """Assemble a :class:`GradReport`: the call's verdicts, then the leaves'; the ``OK``
+    verdict first when everything passed."""
+    verdicts = call_verdicts(problem, w, tol) + parts.verdicts
+    nonfinite = list(parts.nonfinite)
     if not np.isfinite(w.value):
         nonfinite.insert(0, NonFinite("loss", "", (), float(w.value)))
-    return finish(
-        problem,
-        w,
-        tol,
-        s,
-        mode,
-        [r for _, r in parts],
-        kinks,
-        nonfinite,
-        call + verdicts,
-        int(j.fd_agree.sum()),
-    )
-
-
-def finish(problem, w, tol, s, mode, leaves, kinks, nonfinite, verdicts, agree, n_fd=None):  # noqa: PLR0913
-    """Assemble a :class:`GradReport`; the ``OK`` verdict first when everything passed."""
-    ok = all(r.ok for r in leaves) and not any(v.failing for v in verdicts)
+    ok = all(r.ok for r in parts.leaves) and not any(v.failing for v in verdicts)
     if ok:
         how = "every element" if mode == "full" else f"{s.directions} random directions per leaf"
         detail = (
             f"in {len(problem.leaves)} leaf/leaves checked ({how}): hand equals autodiff"
-            + (", or lies in the subdifferential at kinks" if kinks else "")
+            + (", or lies in the subdifferential at kinks" if parts.kinks else "")
             + (" (remarks below)" if verdicts else "")
         )
-        verdicts = [
-            Verdict(Finding.OK, count=problem.size, total=problem.size, detail=detail),
-            *verdicts,
-        ]
+        ok_verdict = Verdict(Finding.OK, count=problem.size, total=problem.size, detail=detail)
+        verdicts = [ok_verdict, *verdicts]
     label = "full" if mode == "full" else f"fast ({s.directions} directions per leaf)"
     return GradReport(
         ok=bool(ok),
@@ -159,9 +167,9 @@ def finish(problem, w, tol, s, mode, leaves, kinks, nonfinite, verdicts, agree, 
         rtol=tol.rtol,
         atol=tol.atol,
         hand_witness=w.call.how,
-        leaves=tuple(leaves),
-        kinks=tuple(kinks),
+        leaves=tuple(parts.leaves),
+        kinks=tuple(parts.kinks),
         nonfinite=tuple(nonfinite),
         verdicts=tuple(verdicts),
-        fd_agree=(agree, problem.size if n_fd is None else n_fd),
+        fd_agree=(parts.agree, parts.n_fd),
     )

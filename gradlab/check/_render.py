@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from gradlab.check._report import GradReport, LeafReport
+from gradlab.check._report import GradReport, HessianReport, LeafReport
 from gradlab.check._verdict import Finding, digits_to_show
 
 MAX_LISTED = 10
@@ -109,7 +109,7 @@ def _nonfinite(report: GradReport, indent: str) -> list[str]:
 
 
 def _head(report: GradReport, indent: str) -> str:
-    what = "Hessian" if report.title == "check_hessian" else "gradient"
+    what = "Hessian" if isinstance(report, HessianReport) else "gradient"
     return (
         f"{indent}gradlab {report.title}: {'ok' if report.ok else 'MISMATCH'}  "
         f"(mode {report.mode}, {report.dtype}, rtol {_fmt(report.rtol)}"
@@ -138,7 +138,7 @@ def lines(report: GradReport, indent: str = "") -> list[str]:
             )
     out += [f"{indent}- {v}" for v in report.verdicts]
     for d in report.dtypes:
-        out.append(f"{indent}* {d.label}: {'ok' if d.ok else 'FAIL'} ({d.verdict.kind.value})")
+        out.append(f"{indent}* {d.label}: " + ("ok" if d.ok else f"FAIL ({d.verdict.kind.value})"))
     for name, r in report.terms.items():
         out.append(f"{indent}term {name!r}:")
         out += lines(r, indent + "    ")

@@ -8,6 +8,8 @@ import enum
 import math
 from typing import Any
 
+import numpy as np
+
 from gradlab.check._blame import Blame
 from gradlab.check._verdict import Finding, Verdict
 
@@ -30,6 +32,8 @@ def to_json(obj: Any) -> Any:
         return out
     if isinstance(obj, enum.Enum):
         return obj.value
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
         return obj
     if isinstance(obj, float):

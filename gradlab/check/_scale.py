@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 
 from gradlab.check import _differences, _directions, _judge, _kinks, _localize, _tree
 from gradlab.check._judge import MASK_FINDINGS
-from gradlab.check._precision import Checked, call_verdicts, finish, tolerance_for
+from gradlab.check._precision import Checked, Parts, finish, tolerance_for
 from gradlab.check._problem import Problem
 from gradlab.check._report import Element, LeafReport, NonFinite
 from gradlab.check._settings import Settings
@@ -346,10 +346,10 @@ def _precision_report(problem, dev: _Device, s, is_user, sub, fd, located, agree
     w = Witnesses(
         np.zeros(0), np.zeros(0), dev.value, dev.hand_value, dev.hand_dtypes, HandCall(True)
     )
-    verdicts = call_verdicts(problem, w, tol) + verdicts
     agree = int(j.fd_agree.sum()) + agree_dir
     mode = "full" if s.mode == "full" else "fast"
-    report = finish(problem, w, tol, s, mode, leaves, [], nonfinite, verdicts, agree, sub.size + k)
+    parts = Parts(leaves, [], nonfinite, verdicts, agree, sub.size + k)
+    report = finish(problem, w, tol, s, mode, parts)
     return Checked(report, None, w)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -13,22 +14,6 @@ from gradlab.check._differences import DEFAULT_FD_MEMORY_BUDGET
 
 MODES = ("full", "fast")
 DEFAULT_DIRECTIONS = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The call's options, validated: what every stage after ``Problem`` reads."""
-
-    mode: str = "full"
-    rtol: float | None = None
-    atol: float | None = None
-    seed: tuple[int, ...] = (0,)
-    directions: int = DEFAULT_DIRECTIONS
-    n_worst: int = 5
-    fd_budget: int = DEFAULT_FD_MEMORY_BUDGET
-    terms: Mapping[str, Callable] | None = None
-    term_grads: Mapping[str, Callable] | None = None
-    fd_elements: int | str = "auto"  # the scaled path's FD sample (``_scale``)
 
 
 def seed_words(key) -> tuple[int, ...]:
@@ -58,42 +43,50 @@ def _mapping(name: str, m) -> dict | None:
     return dict(m)
 
 
-def settings(  # noqa: PLR0913
-    mode, rtol, atol, key, directions, n_worst, fd_budget, terms, term_grads, fd_elements="auto"
-) -> Settings:
-    """Validate the options into :class:`Settings`; errors name the argument."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    for name, v in (
-        ("directions", directions),
-        ("n_worst", n_worst),
-        ("fd_memory_budget", fd_budget),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}")
-    terms, term_grads = _mapping("terms", terms), _mapping("term_grads", term_grads)
-    if term_grads and (not terms or set(term_grads) - set(terms)):
-        raise ValueError(
-            f"term_grads names {sorted(term_grads)} but terms names {sorted(terms or {})}; "
-            "every term gradient needs its term"
-        )
-    if not (fd_elements in ("auto", "all") or (
-        isinstance(fd_elements, (int, np.integer)) and not isinstance(fd_elements, bool)
-        and fd_elements >= 0
-    )):  # fmt: skip
-        raise ValueError(
-            f"fd_elements must be 'auto', 'all' or an int >= 0 (agreeing elements sampled); "
-            f"got {fd_elements!r}"
-        )
-    return Settings(
-        mode,
-        _compare.check_tolerance("rtol", rtol),
-        _compare.check_tolerance("atol", atol),
-        seed_words(key),
-        int(directions),
-        int(n_worst),
-        int(fd_budget),
-        terms,
-        term_grads,
-        fd_elements if isinstance(fd_elements, str) else int(fd_elements),
-    )
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The call's options, validated on construction (errors name the argument): what every
+    stage after ``Problem`` reads. ``key`` becomes ``seed``, the words of numpy's generator."""
+
+    mode: str = "full"
+    rtol: float | None = None
+    atol: float | None = None
+    key: object = None
+    directions: int = DEFAULT_DIRECTIONS
+    n_worst: int = 5
+    fd_budget: int = DEFAULT_FD_MEMORY_BUDGET
+    terms: Mapping[str, Callable] | None = None
+    term_grads: Mapping[str, Callable] | None = None
+    fd_elements: int | str = "auto"  # the scaled path's sample of differences (``_scale``)
+    seed: tuple[int, ...] = dataclasses.field(init=False, default=(0,))
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {self.mode!r}")
+        for name, v in (
+            ("directions", self.directions),
+            ("n_worst", self.n_worst),
+            ("fd_memory_budget", self.fd_budget),
+        ):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}")
+        terms, term_grads = _mapping("terms", self.terms), _mapping("term_grads", self.term_grads)
+        if term_grads and (not terms or set(term_grads) - set(terms)):
+            raise ValueError(
+                f"term_grads names {sorted(term_grads)} but terms names {sorted(terms or {})}; "
+                "every term gradient needs its term"
+            )
+        set_ = functools.partial(object.__setattr__, self)
+        set_("rtol", _compare.check_tolerance("rtol", self.rtol))
+        set_("atol", _compare.check_tolerance("atol", self.atol))
+        set_("terms", terms)
+        set_("term_grads", term_grads)
+        set_("seed", seed_words(self.key))
+        fe = self.fd_elements
+        is_int = isinstance(fe, (int, np.integer)) and not isinstance(fe, bool)
+        if not (fe in ("auto", "all") if isinstance(fe, str) else is_int and fe >= 0):
+            raise ValueError(
+                "fd_elements must be 'auto', 'all' or an int >= 0 (agreeing elements sampled); "
+                f"got {fe!r}"
+            )
+        set_("fd_elements", fe if isinstance(fe, str) else int(fe))

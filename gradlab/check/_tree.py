@@ -8,6 +8,7 @@ pytree, a tuple of ints selects a tuple of them. Every leaf gets a printable pat
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ class Leaf:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
 
 def leaf_paths(params, argnums) -> list[str]:
@@ -103,6 +104,11 @@ def arg_name(argnums) -> str:
     return f"args[{argnums}]"
 
 
+def where(path: str, argnums) -> str:
+    """A leaf's full name: ``args[0]['w']`` (a path that already names the argument is kept)."""
+    return path if path.startswith("args[") else arg_name(argnums) + path
+
+
 def check_params(params, argnums) -> list[Leaf]:
     """The parameter leaves must be floating arrays (integers have no gradient)."""
     leaves = describe(params, argnums)
@@ -111,7 +117,7 @@ def check_params(params, argnums) -> list[Leaf]:
     for leaf in leaves:
         if not jnp.issubdtype(leaf.dtype, jnp.floating):
             raise TypeError(
-                f"{arg_name(argnums)}{leaf.path} must be a floating-point array to be "
+                f"{where(leaf.path, argnums)} must be a floating-point array to be "
                 f"differentiated; got dtype {leaf.dtype}"
             )
     return leaves
@@ -134,14 +140,14 @@ def check_grad_tree(witness: str, got, params, argnums, leaves: list[Leaf]) -> l
     for leaf, g in zip(leaves, jax.tree.leaves(got), strict=True):
         shape = tuple(np.shape(g))
         if shape != leaf.shape:
-            where = leaf.path if leaf.path.startswith("args[") else arg_name(argnums) + leaf.path
             hint = ""
             if int(np.prod(shape, dtype=np.int64)) == leaf.size:
                 hint = " (same size, another layout: e.g. (p, 1) against (p,))"
             elif len(shape) > len(leaf.shape):
                 hint = " (an (n,) - (n, 1) broadcast upstream gives this)"
             raise ValueError(
-                f"{witness} returned shape {shape} for {where}, which has shape {leaf.shape}; "
+                f"{witness} returned shape {shape} for {where(leaf.path, argnums)}, which has "
+                f"shape {leaf.shape}; "
                 f"gradlab never reshapes or broadcasts a gradient{hint}"
             )
         out.append(np.asarray(g))

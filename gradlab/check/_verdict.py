@@ -72,6 +72,13 @@ class Example:
     fd: float | None
     low: float | None = None
     high: float | None = None
+    axes: tuple[str, ...] = ("element",)
+
+    def where(self, path: str) -> str:
+        """``path[i, j]``; an HVP row as ``path v3 [i]`` (direction 3, element i)."""
+        if self.axes == ("direction", "element"):
+            return f"{path} v{self.index[0]} {list(self.index[1:])}"
+        return f"{path}{list(self.index)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,10 +129,7 @@ def _example(v: Verdict) -> str:
     h, a = fmt_pair(e.hand, e.autodiff)
     fd = "-" if e.fd is None else f"{e.fd:.{digits_to_show(e.hand, e.autodiff)}g}"
     diff = e.hand - e.autodiff if math.isfinite(e.hand - e.autodiff) else float("nan")
-    text = (
-        f"e.g. {v.path}{list(e.index)}: hand {h}, autodiff {a} (hand - autodiff {diff:.3g}), "
-        f"fd {fd}"
-    )
+    text = f"e.g. {e.where(v.path)}: hand {h}, autodiff {a} (hand - autodiff {diff:.3g}), fd {fd}"
     if e.low is not None and e.high is not None:
         text += f"; subdifferential [{e.low:.6g}, {e.high:.6g}]"
     return text

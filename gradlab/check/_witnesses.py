@@ -9,8 +9,8 @@ call tries to trace again.
 
 Autodiff. ``jax.value_and_grad(loss, argnums)`` under ``jax.jit``.
 
-When the finite differences are wanted too (the float64 problem), :func:`gather` runs hand,
-value, autodiff and the differences (``_differences`` eq. (1)-(2)) in one jitted program (one
+When the finite differences are wanted too (the float64 problem), :func:`gather_with_fd` runs
+hand, value, autodiff and the differences (``_differences`` eq. (1)-(2)) in one jitted program (one
 compile, not three), and falls back to the one-by-one path when that program does not trace.
 """
 
@@ -163,18 +163,20 @@ def assemble(problem: Problem, raw_hand, call: HandCall, value, ad_tree) -> Witn
     return Witnesses(hand, autodiff_part(problem, ad_tree), float(value), hand_value, dtypes, call)
 
 
-def gather(problem: Problem, fd_budget: int | None = None) -> tuple[Witnesses, object]:
-    """The witnesses of ``problem``; with ``fd_budget``, its finite differences too
-    (``_differences.FD``, every element), else ``None`` in their place."""
-    if fd_budget is not None:
-        fused = _try_fused(problem, fd_budget)
-        if fused is not None:
-            return fused
+def gather(problem: Problem) -> Witnesses:
+    """The witnesses of ``problem``, one by one."""
     raw, call = call_hand(problem.hand, problem.args)
     value, ad = autodiff(problem.loss, problem.args, problem.argnums)
-    wit = assemble(problem, raw, call, value, ad)
-    if fd_budget is None:
-        return wit, None
+    return assemble(problem, raw, call, value, ad)
+
+
+def gather_with_fd(problem: Problem, fd_budget: int) -> tuple[Witnesses, _differences.FD]:
+    """The witnesses and the finite differences (every element) of ``problem``: one fused
+    program when everything traces, else one by one."""
+    fused = _try_fused(problem, fd_budget)
+    if fused is not None:
+        return fused
+    wit = gather(problem)
     fd = _differences.differences(problem.loss, problem.args, problem.argnums, wit.value, fd_budget)
     return wit, fd
 

@@ -6,6 +6,7 @@ Usage::
     gradlab check mse_mean l1 --float32   # some of them, in float32 (plus a float64 copy)
     gradlab check mymod:loss mymod:grad --args mymod:make_args [--argnums 0] [--json out.json]
     gradlab check mymod:loss mymod:grad --args point.npz
+    gradlab check mymod:loss mymod:loss_and_grad --args mymod:make_args --value-and-grad
 
 A user's derivation is two ``module:attribute`` references (the module is imported from the
 current directory or ``sys.path``; ``path/to/file.py:name`` works too). Its arguments come from
@@ -42,6 +43,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--args", help="module:function returning the argument tuple, or an .npz file")
     p.add_argument("--argnums", type=int, default=0, help="argument to differentiate (default 0)")
     p.add_argument("--mode", choices=("full", "fast"), default="full")
+    p.add_argument(
+        "--value-and-grad",
+        action="store_true",
+        help="GRAD returns (value, gradient), as scikit-learn's loss_gradient functions do",
+    )
     p.add_argument("--float32", action="store_true", help="registry: check in float32 as well")
     p.add_argument("--all-shapes", action="store_true", help="registry: every size, not the first")
     p.add_argument("--no-hessian", action="store_true", help="registry: skip Hessians and HVPs")
@@ -236,7 +242,14 @@ def _check_user(args) -> int:
     if args.args is None:
         raise ValueError("checking your own derivation needs --args (module:function or .npz)")
     fargs = load_args(args.args)
-    report = check_grad(loss, grad, *fargs, argnums=args.argnums, mode=args.mode)
+    report = check_grad(
+        loss,
+        grad,
+        *fargs,
+        argnums=args.argnums,
+        mode=args.mode,
+        value_and_grad=args.value_and_grad,
+    )
     print(report)
     _write_json(args.json, report.to_dict())
     return 0 if report.ok else 1
