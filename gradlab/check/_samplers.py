@@ -64,9 +64,9 @@ def around(args: tuple) -> Callable[[jax.Array], tuple]:
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> s = around((jnp.ones(3), jnp.arange(2)))
+      >>> s = around((jnp.ones(3, jnp.float32), jnp.arange(2, dtype=jnp.int32)))
       >>> [a.dtype.name for a in s(jax.random.key(0))]
-      ['float64', 'int32']
+      ['float32', 'int32']
     """
     leaves, treedef = jax.tree.flatten(tuple(args))
     floats = [i for i, x in enumerate(leaves) if _is_float(x)]
