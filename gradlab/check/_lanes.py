@@ -175,7 +175,10 @@ def classify(w: Witness, top_ratio: np.ndarray, dtype, wide) -> np.ndarray:
     eps = float(np.finfo(dtype).eps)
     h, a = hand.ravel(), auto.ravel()
     slack = _compare.default_rtol(dtype) * (np.abs(a) + scale)
-    inside = _kinks.in_subdifferential(h, sl.left, sl.right, sl.err, slack)
+    with np.errstate(invalid="ignore"):  # [min(l, r), max(l, r)] widened by 4 err + slack
+        tol = 4.0 * sl.err + slack
+        lo, hi = np.minimum(sl.left, sl.right) - tol, np.maximum(sl.left, sl.right) + tol
+        inside = (h >= lo) & (h <= hi) & np.isfinite(h)
     fd_auto = _compare.referee(r, r_err, a, scale, max(eps, fd.eps))
     fd_hand = _compare.referee(r, r_err, h, scale, max(eps, fd.eps))
     wide_ok = _wide_ok(w, np.repeat(np.asarray(w.scale_wide, np.float64), k), wide)
