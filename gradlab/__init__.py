@@ -9,6 +9,7 @@ from gradlab._validate import InvalidValueError
 from gradlab.check import (
     GradientMismatch,
     GradReport,
+    SearchReport,
     assert_grad,
     audit_rules,
     check_grad,
@@ -18,6 +19,7 @@ from gradlab.check import (
     check_jvp,
     check_rules,
     check_vjp,
+    search_grad,
 )
 from gradlab.derivations import REGISTRY, Derivation
 from gradlab.hypergrad import check_hypergrad
@@ -54,6 +56,8 @@ __all__ = [
     "check_jvp",
     "check_rules",
     "check_vjp",
+    "SearchReport",
+    "search_grad",
     "REGISTRY",
     "Derivation",
     "datasets",

@@ -45,6 +45,7 @@ from gradlab.check._report import (
     LeafReport,
     NonFinite,
 )
+from gradlab.check._search import Counterexample, SearchReport, search_grad
 from gradlab.check._second_order import check_grad_of_grad
 from gradlab.check._vector_api import (
     check_jacobian,
@@ -85,4 +86,7 @@ __all__ = [
     "check_grad",
     "check_hessian",
     "finite_differences",
+    "Counterexample",
+    "SearchReport",
+    "search_grad",
 ]

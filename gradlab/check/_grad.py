@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gradlab.check import _blame, _compare, _differences, _witnesses
+from gradlab.check import _blame, _compare, _differences, _scale, _witnesses
 from gradlab.check._differences import DEFAULT_FD_MEMORY_BUDGET
 from gradlab.check._fast import run_fast
 from gradlab.check._precision import Checked, run_full
@@ -115,7 +115,10 @@ def _first(report: GradReport) -> Verdict:
 def run(problem: Problem, s: Settings) -> GradReport:
     """The whole pipeline for a validated problem (every precision, blame, per-term reports)."""
     problems = _precisions(problem)
-    checked = (run_fast if s.mode == "fast" else run_full)(problems, s)
+    if _scale.applies(problem, s):
+        checked = _scale.run_scaled(problems, s)
+    else:
+        checked = (run_fast if s.mode == "fast" else run_full)(problems, s)
     user = checked[0].report
     blame, extra = (), []
     if s.terms:
@@ -176,6 +179,7 @@ def check_grad(
     value_and_grad: bool = False,
     memory_budget: int | None = None,
     order: int = 1,
+    fd_elements: int | str = "auto",
 ) -> GradReport:
     r"""Check a hand gradient against ``jax.grad``, refereed by finite differences.
 
@@ -220,6 +224,12 @@ def check_grad(
       order: 2 checks JAX's derivative of ``grad`` against the Hessian of ``loss`` instead
         (:func:`~gradlab.check.check_grad_of_grad`: a hand gradient behind ``stop_gradient``, or
         a ``custom_vjp`` whose backward JAX cannot differentiate, fails there).
+      fd_elements: above 4096 elements (``"auto"``) both modes compare hand and autodiff on
+        device and take finite differences only at the disagreeing elements, along
+        ``directions`` random directions (group testing localizes a shared error) and, in full
+        mode, at a seeded sample of 32 agreeing elements (``gradlab.check._scale``); an int
+        sets that sample size (and the scaled path at any size), ``"all"`` differences every
+        element.
 
     Returns:
       A :class:`GradReport`: ``.ok``, ``.verdicts`` (``Verdict`` records), ``str()`` a table,
@@ -246,8 +256,9 @@ def check_grad(
         fd_memory_budget = memory_budget
     with _x64():
         s = Settings(
-            mode, rtol, atol, key, directions, n_worst, fd_memory_budget, terms, term_grads
-        )
+            mode, rtol, atol, key, directions, n_worst, fd_memory_budget, terms, term_grads,
+            fd_elements,
+        )  # fmt: skip
         problem = build(loss, grad, args, argnums, names, value_and_grad)
         return run(problem, s)
 

@@ -57,6 +57,7 @@ class Settings:
     fd_budget: int = DEFAULT_FD_MEMORY_BUDGET
     terms: Mapping[str, Callable] | None = None
     term_grads: Mapping[str, Callable] | None = None
+    fd_elements: int | str = "auto"  # the scaled path's sample of differences (``_scale``)
     seed: tuple[int, ...] = dataclasses.field(init=False, default=(0,))
 
     def __post_init__(self):
@@ -81,3 +82,11 @@ class Settings:
         set_("terms", terms)
         set_("term_grads", term_grads)
         set_("seed", seed_words(self.key))
+        fe = self.fd_elements
+        is_int = isinstance(fe, (int, np.integer)) and not isinstance(fe, bool)
+        if not (fe in ("auto", "all") if isinstance(fe, str) else is_int and fe >= 0):
+            raise ValueError(
+                "fd_elements must be 'auto', 'all' or an int >= 0 (agreeing elements sampled); "
+                f"got {fe!r}"
+            )
+        set_("fd_elements", fe if isinstance(fe, str) else int(fe))

@@ -20,6 +20,7 @@ class Finding(enum.Enum):
     HAND_BUG_AT_KINK = "hand bug at a kink"
     KINK_OUTSIDE = "kink handling"
     AUTODIFF_DISAGREES = "autodiff disagrees"
+    AUTODIFF_SUSPECT = "autodiff suspect"
     INCONCLUSIVE = "hand and autodiff disagree"
     NONFINITE_HAND = "non-finite hand gradient"
     NONFINITE_AUTODIFF = "non-finite autodiff"
@@ -50,6 +51,7 @@ _FAILING = frozenset(
         Finding.HAND_BUG_AT_KINK,
         Finding.KINK_OUTSIDE,
         Finding.AUTODIFF_DISAGREES,
+        Finding.AUTODIFF_SUSPECT,
         Finding.INCONCLUSIVE,
         Finding.NONFINITE_HAND,
         Finding.NONFINITE_AUTODIFF,
@@ -198,6 +200,11 @@ _PROSE = {
         "autodiff disagrees",
         "finite differences side with the hand gradient: the loss's autodiff is suspect "
         "(custom_jvp, stop_gradient, a where-trap)",
+    ),
+    Finding.AUTODIFF_SUSPECT: lambda v: (
+        "autodiff suspect: finite differences along random directions disagree with hand and "
+        "autodiff together (a wrong custom rule, a stop_gradient, a where-trap); "
+        + (_remark("{v.path}: {v.count} element(s) ({v.detail})")(v) if v.count else v.detail)
     ),
     Finding.INCONCLUSIVE: _with_example(
         "hand and autodiff disagree", "finite differences inconclusive there"

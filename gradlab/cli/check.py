@@ -61,6 +61,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--float32", action="store_true", help="registry: check in float32 as well")
     p.add_argument("--all-shapes", action="store_true", help="registry: every size, not the first")
     p.add_argument("--no-hessian", action="store_true", help="registry: skip Hessians and HVPs")
+    p.add_argument(
+        "--search",
+        type=int,
+        metavar="N",
+        help="registry: also search N sampled inputs per derivation (gradlab.search_grad)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the reports as JSON")
     p.add_argument("--verbose", "-v", action="store_true", help="print every full report")
     p.set_defaults(func=run)
@@ -206,8 +212,37 @@ def _check_registry(args) -> int:
     print(_table(rows))
     n_bad = sum(1 for r in rows if r[-1] != "ok")
     print(f"{len(rows)} check(s), {n_bad} mismatch(es), {time.perf_counter() - t0:.1f} s")
+    if args.search is not None:
+        ok &= _search_registry(names, args.search, dump)
     _write_json(args.json, dump)
     return 0 if ok else 1
+
+
+def _search_registry(names, n: int, dump: dict) -> bool:
+    """``search_grad`` over ``n`` inputs from each derivation's ``make_args`` (float64)."""
+    import jax.numpy as jnp
+
+    from gradlab.check import search_grad
+    from gradlab.derivations import REGISTRY
+
+    rows, ok = [], True
+    for name in names:
+        d = REGISTRY[name]
+        shape = d.shapes[0]
+        sampler = lambda key, d=d, shape=shape: d.make_args(key, shape, jnp.float64)  # noqa: E731
+        rep = search_grad(d.loss, d.grad, sampler, n=n, argnums=d.argnums)
+        ok &= rep.ok
+        dump[f"{name}@search"] = rep.to_dict()
+        rows.append((name, str(rep.n), str(rep.disagree), str(rep.out_of_domain),
+                     f"{rep.inputs_per_second:.0f}", rep.summary()[:90]))  # fmt: skip
+        if not rep.ok:
+            print(f"--- {name} search\n{rep}\n")
+    head = ("derivation", "inputs", "disagree", "out of domain", "inputs/s", "search")
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    print(f"\nsearch: hand vs autodiff over {n} sampled inputs each (make_args), kinks refereed")
+    for r in [head, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return ok
 
 
 def _check_user(args) -> int:
