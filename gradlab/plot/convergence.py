@@ -98,8 +98,8 @@ def plot_convergence(
     if unknown:
         raise ValueError(f"slopes names curves that are not drawn: {unknown}; have {list(curves)}")
     fig, ax = new_axes(ax)
-    for label, (x, y) in curves.items():
-        x, y = _pair(label, x, y)
+    for label, (x_given, y_given) in curves.items():
+        x, y = _pair(label, x_given, y_given)
         keep = np.isfinite(y) & (y > 0) & (x > 0)
         text = label
         if label in slopes:
@@ -114,12 +114,12 @@ def plot_convergence(
         else:
             ax.loglog(x[keep], y[keep], label=text)
     styles = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
-    for i, (label, (x, y)) in enumerate((guides or {}).items()):
-        x, y = _pair(label, x, y)
+    for i, (label, (x_given, y_given)) in enumerate((guides or {}).items()):
+        x, y = _pair(label, x_given, y_given)
         keep = np.isfinite(y) & (y > 0) & (x > 0)
         ax.loglog(x[keep], y[keep], linestyle=styles[i % 4], color="0.4", lw=1, label=label)
-    for label, (x, y) in (marks or {}).items():
-        ax.loglog([x], [y], "o", ms=7, mfc="none", label=label)
+    for label, (x_mark, y_mark) in (marks or {}).items():
+        ax.loglog([x_mark], [y_mark], "o", ms=7, mfc="none", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

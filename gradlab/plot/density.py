@@ -45,8 +45,8 @@ def plot_densities(
         ("components", components or {}, dict(linewidth=0.9, linestyle="--", alpha=0.8)),
         ("densities", densities, dict(linewidth=1.8)),
     ):
-        for label, p in group.items():
-            p = np.asarray(p, dtype=float)
+        for label, given in group.items():
+            p = np.asarray(given, dtype=float)
             if p.shape != (d,):
                 raise ValueError(f"{name}[{label!r}] must have shape ({d},); got {p.shape}")
             ax.step(support, p, where="mid", label=label, **style)

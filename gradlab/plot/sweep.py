@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from gradlab import _validate as v
 from gradlab.plot._mpl import new_axes, pyplot, save_figure
 
 
@@ -107,7 +109,7 @@ def facet_panels(result, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
 
 def _legend_outside(fig, panels) -> None:
     """One legend for every panel's labelled artists, right of the panels, clear of the data."""
-    entries = {}
+    entries: dict[str, Any] = {}
     for axis, _, _ in panels:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)
@@ -230,9 +232,13 @@ def plot_sweep_heatmap(
     Returns:
       The matplotlib figure.
     """
-    reducers = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}
-    if reduce not in reducers:
-        raise ValueError(f"reduce must be one of {sorted(reducers)}; got {reduce!r}")
+    reducers: dict[str, Callable[..., Any]] = {
+        "mean": np.mean,
+        "median": np.median,
+        "min": np.min,
+        "max": np.max,
+    }
+    v.check_choice("reduce", reduce, sorted(reducers))
     if x == y:
         raise ValueError(f"x and y must be two different grid names; got {x!r} twice")
     xc, xs = _axis_values(result, x)
@@ -259,8 +265,8 @@ def plot_sweep_heatmap(
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
     mesh = ax.imshow(np.ma.masked_invalid(Z), origin="lower", aspect="auto", cmap=cmap, norm=norm)
     fig.colorbar(mesh, ax=ax, label=f"final {metric} ({reduce})")
-    iy, ix = np.nonzero(D)
-    ax.scatter(ix, iy, marker="x", color="red", s=40, label="diverged")
+    rows, cols = np.nonzero(D)
+    ax.scatter(cols, rows, marker="x", color="red", s=40, label="diverged")
     ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs], rotation=60, fontsize=7)
     ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys], fontsize=7)
     ax.set_xlabel(x)
