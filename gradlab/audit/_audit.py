@@ -179,7 +179,7 @@ def audit(
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
 
 
-def audit_target(target: str, **kwargs) -> AuditReport:
+def audit_target(target: str, **kwargs: Any) -> AuditReport:
     """``audit(path, only=[name])`` from ``"path.ipynb:Name"`` (``nb.ipynb:LinearModel.backward``),
     the form ``gradlab check`` can route to.
 

@@ -13,10 +13,16 @@ error against its step: :math:`p \approx 2`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
 
 def _pair(name: str, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +35,7 @@ def _pair(name: str, x, y) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def loglog_slope(x, y, lo: float, hi: float) -> float:
+def loglog_slope(x: ArrayLike, y: ArrayLike, lo: float, hi: float) -> float:
     """The least-squares slope of ``log y`` against ``log x`` over ``lo <= x <= hi``, eq. (1).
 
     Args:
@@ -74,8 +80,8 @@ def plot_convergence(
     title: str = "",
     xlabel: str = "iteration k",
     ylabel: str = "error",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Draw named error curves on log-log axes, with fitted slopes, guide lines and marks.
 
     Args:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def plot_densities(
@@ -16,8 +21,8 @@ def plot_densities(
     components: Mapping[str, Sequence[float]] | None = None,
     title: str = "",
     xlabel: str = "x",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """The empirical distribution of integer ``data`` as bars, each model's ``p(x)`` as a step line.
 
     Args:

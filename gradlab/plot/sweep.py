@@ -22,12 +22,18 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gradlab import _validate as v
 from gradlab.plot._mpl import new_axes, pyplot, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from gradlab import SweepResult
 
 
 def _column(result, name: str) -> np.ndarray:
@@ -47,7 +53,9 @@ REPLICATE_AXES = ("seed",)
 MAX_PANELS = 36
 
 
-def facet_names(result, shown: str, facet: str | Sequence[str] | None, ax) -> tuple[str, ...]:
+def facet_names(
+    result: SweepResult, shown: str, facet: str | Sequence[str] | None, ax
+) -> tuple[str, ...]:
     """The grid names that split the figure into panels (see the module docstring)."""
     names = tuple(result.grid.names)
     if facet is None:
@@ -67,7 +75,7 @@ def facet_names(result, shown: str, facet: str | Sequence[str] | None, ax) -> tu
     return facet
 
 
-def facet_panels(result, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
+def facet_panels(result: SweepResult, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
     """``(fig, [(axes, row mask, panel title), ...])``: one panel per combination of ``facet``."""
     n = len(result)
     if not facet:
@@ -125,16 +133,16 @@ def _legend_outside(fig, panels) -> None:
 
 
 def plot_sweep_curves(
-    result,
+    result: SweepResult,
     *,
     hparam: str = "lr",
     metric: str = "loss",
     logy: bool = True,
     facet: str | Sequence[str] | None = None,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """One history curve per configuration, coloured by ``hparam`` on a log colour scale, one
     panel per value of every other grid axis; diverged runs dashed (drawn up to their last finite
     value).
@@ -211,7 +219,7 @@ def _axis_values(result, name):
 
 
 def plot_sweep_heatmap(
-    result,
+    result: SweepResult,
     x: str = "lr",
     y: str = "l2",
     *,
@@ -219,9 +227,9 @@ def plot_sweep_heatmap(
     reduce: str = "mean",
     log: bool = True,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Final ``metric`` over the grid of ``x`` by ``y`` as a heatmap; cells with a diverged run
     are grey and marked with a cross.
 
@@ -277,16 +285,16 @@ def plot_sweep_heatmap(
 
 
 def plot_divergence_frontier(
-    result,
+    result: SweepResult,
     bound: float | None = None,
     *,
     hparam: str = "lr",
     metric: str = "loss",
     facet: str | Sequence[str] | None = None,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Final ``metric`` against ``hparam`` (log axis), diverged runs as red crosses on top, the
     empirical frontier shaded, and the stability bound ``2 / lambda_max`` of eq. (1) as a
     vertical line; one panel (one frontier) per value of every other grid axis.
