@@ -32,6 +32,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gradlab tests benchmarks experiments papers
 	$(BIN)/ruff format --check gradlab tests benchmarks experiments papers
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format gradlab tests benchmarks experiments papers

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradlab import optim, plot
+from gradlab import datasets, optim, plot
 from gradlab.derivations import mse
 from gradlab.sweeps import sweep
 from gradlab.train import EarlyStop, fit, max_stable_lr
@@ -71,10 +71,8 @@ SUMMARY_KEYS = [
 
 def seed_data() -> tuple[np.ndarray, np.ndarray]:
     """Seed 002's data set, drawn exactly as the seed draws it: ``(x (80,), y (80,))``."""
-    rng = np.random.default_rng(42)
-    x = np.linspace(0, 10, 80)
-    noise = rng.normal(0, 1.0, size=len(x))
-    return x, 2.5 + 1.7 * x + noise
+    X, y = datasets.noisy_line()
+    return X[:, 0], y
 
 
 def _theta(params) -> np.ndarray:

@@ -4,7 +4,18 @@ The public surface. Layers, each using only those above it:
 derivations -> check -> optim -> train -> hypergrad -> sweep -> plot -> cli.
 """
 
-from gradlab import audit, datasets, derivations, hypergrad, optim
+from gradlab import (
+    audit,
+    check,
+    datasets,
+    derivations,
+    hypergrad,
+    optim,
+    plot,
+    sweeps,
+    testing,
+    train,
+)
 from gradlab._validate import InvalidValueError
 from gradlab.check import (
     GradientMismatch,
@@ -43,45 +54,52 @@ __version__ = "0.1.0"
 # Tracebacks and pytest name the exception where users import it: gradlab.GradientMismatch.
 GradientMismatch.__module__ = "gradlab"
 
+# Every subpackage and public module is listed; the sweep package is gradlab.sweeps, since
+# gradlab.sweep is the function.
 __all__ = [
+    "REGISTRY",
+    "Derivation",
+    "EarlyStop",
+    "FitResult",
     "GradReport",
     "GradientMismatch",
+    "IllConditionedWarning",
     "InvalidValueError",
+    "SearchReport",
+    "SweepResult",
     "assert_grad",
-    "check_grad",
-    "check_hessian",
+    "audit",
     "audit_rules",
+    "check",
+    "check_grad",
     "check_grad_of_grad",
+    "check_hessian",
+    "check_hypergrad",
     "check_jacobian",
     "check_jvp",
     "check_rules",
     "check_vjp",
-    "SearchReport",
-    "search_grad",
-    "REGISTRY",
-    "Derivation",
     "datasets",
     "derivations",
-    "optim",
-    "audit",
-    "IllConditionedWarning",
     "exponentiated_gradient",
     "fista",
     "fista_iterate",
+    "fit",
+    "hypergrad",
+    "hypergrad_sweep",
     "ista",
     "lstsq",
     "normal_equation",
+    "optim",
+    "plot",
     "projected",
     "prox_l1",
     "ridge_path",
-    "EarlyStop",
-    "FitResult",
-    "fit",
+    "search_grad",
     "stability",
-    "SweepResult",
     "sweep",
     "sweep_quadratic",
-    "hypergrad_sweep",
-    "hypergrad",
-    "check_hypergrad",
+    "sweeps",
+    "testing",
+    "train",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["OPT_OUT_ENV", "DIR_ENV", "default_cache_dir", "enable_compile_cache"]
+__all__ = ["DIR_ENV", "OPT_OUT_ENV", "default_cache_dir", "enable_compile_cache"]
 
 OPT_OUT_ENV = "GRADLAB_NO_COMPILE_CACHE"
 DIR_ENV = "GRADLAB_COMPILE_CACHE_DIR"
@@ -52,7 +52,7 @@ def enable_compile_cache(directory: str | os.PathLike | None = None) -> Path | N
     """
     if _opted_out():
         return None
-    configured = jax.config.jax_compilation_cache_dir
+    configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]  # a dynamic flag
     if configured:
         return Path(configured)
     path = Path(directory).expanduser() if directory is not None else default_cache_dir()

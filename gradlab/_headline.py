@@ -8,6 +8,7 @@ of its elements differ and the worst one with its relative error; the full table
 from __future__ import annotations
 
 import math
+from typing import Any
 
 __all__ = ["headline"]
 
@@ -33,7 +34,7 @@ def _failing_leaves(report):
     return report, [], ""
 
 
-def headline(report) -> str:
+def headline(report: Any) -> str:
     """The reason a ``GradReport`` is not ok, in one line.
 
     ``['b']: 1 of 1 element differs, worst ['b'][] rel err 2.50e-01 (hand -23.83, autodiff

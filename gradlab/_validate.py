@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import dataclasses
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -33,6 +33,31 @@ import numpy as np
 from jax.experimental import checkify as _checkify
 from jax.extend.core import get_opaque_trace_state
 from jax.typing import ArrayLike
+
+
+def path_name(root: str, path: Sequence[Any]) -> str:
+    """The name of the leaf at ``path`` under ``root`` in messages: ``params['w']``.
+
+    The one leaf-naming rule of gradlab's errors (``root`` alone for a bare array).
+
+    Examples:
+      >>> import jax
+      >>> path, _ = jax.tree_util.tree_flatten_with_path({"w": 0.0})[0][0]
+      >>> path_name("params0", path)
+      "params0['w']"
+    """
+    return root + jax.tree_util.keystr(tuple(path))
+
+
+def leaf_names(tree: Any, root: str) -> list[str]:
+    """:func:`path_name` of each leaf of ``tree``, in flattening order.
+
+    Examples:
+      >>> leaf_names({"w": 0.0, "b": [1.0]}, "params")
+      ["params['b'][0]", "params['w']"]
+    """
+    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [path_name(root, p) for p, _ in paths]
 
 
 def is_concrete(x: Any) -> bool:
@@ -53,6 +78,19 @@ def static_int(name: str, x: Any, *, low: int) -> int:
     if x < low:
         raise ValueError(f"{name} must be >= {low}; got {x}")
     return x
+
+
+def check_choice(name: str, x: Any, choices: Collection[Any]) -> None:
+    """Raise unless ``x`` is one of ``choices`` (a static option: a string, an enum member).
+
+    Examples:
+      >>> check_choice("precision", "tf32", ("default", "high", "highest"))
+      Traceback (most recent call last):
+      ...
+      ValueError: precision must be one of ('default', 'high', 'highest'); got 'tf32'
+    """
+    if x not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {x!r}")
 
 
 def check_ndim(name: str, x: ArrayLike, ndim: int) -> None:
@@ -224,7 +262,7 @@ def check_finite(name: str, x: ArrayLike) -> None:
 def check_positive(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` has an entry <= 0."""
     if not is_concrete(x):
-        _record(f"{name} must be > 0 everywhere", ~jnp.all(x > 0))
+        _record(f"{name} must be > 0 everywhere", ~jnp.all(jnp.asarray(x) > 0))
         return
     a = np.asarray(x)
     bad = ~(a > 0)
@@ -236,7 +274,7 @@ def check_positive(name: str, x: ArrayLike) -> None:
 def check_nonnegative(name: str, x: ArrayLike) -> None:
     """Raise if a concrete ``x`` has an entry < 0 (or NaN)."""
     if not is_concrete(x):
-        _record(f"{name} must be >= 0 everywhere", ~jnp.all(x >= 0))
+        _record(f"{name} must be >= 0 everywhere", ~jnp.all(jnp.asarray(x) >= 0))
         return
     a = np.asarray(x)
     bad = ~(a >= 0)
@@ -248,7 +286,7 @@ def check_nonnegative(name: str, x: ArrayLike) -> None:
 def check_at_least(name: str, x: ArrayLike, low: float) -> None:
     """Raise if a concrete ``x`` has an entry below ``low``."""
     if not is_concrete(x):
-        _record(f"{name} must be >= {low}", ~jnp.all(x >= low))
+        _record(f"{name} must be >= {low}", ~jnp.all(jnp.asarray(x) >= low))
         return
     a = np.asarray(x)
     bad = ~(a >= low)
@@ -330,11 +368,11 @@ def check_gradient_tree(call: str, grad: Any, name: str, params: Any) -> None:
       params: the parameter pytree.
     """
     want, got = jax.tree.structure(params), jax.tree.structure(grad)
-    if want != got:
+    if want != got:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(f"{call} must return the pytree structure of {name} ({want}); got {got}")
     pairs = zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(grad), strict=True)
     for (path, p), g in pairs:
-        leaf = jax.tree_util.keystr(path)
+        leaf = path_name("", path)
         if shape_of(p) != shape_of(g):
             raise ValueError(
                 f"{call} leaf {leaf} has shape {shape_of(g)} but {name} has {shape_of(p)}"

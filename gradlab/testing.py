@@ -76,7 +76,7 @@ def assert_grad_close(loss: Callable, grad: Callable, *args: Any, **kwargs: Any)
 def _float64_available(dtype) -> contextlib.AbstractContextManager:
     """``jax.enable_x64(True)`` when float64 is asked for and x64 is off, else nothing."""
     wants64 = dtype is not None and jnp.dtype(dtype) == jnp.float64
-    if wants64 and not jax.config.jax_enable_x64:
+    if wants64 and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
         return jax.enable_x64(True)
     return contextlib.nullcontext()
 
@@ -126,7 +126,7 @@ def check_registry(
     registry: Mapping | None = None,
     names: Iterable[str] | None = None,
     *,
-    key: int = 0,
+    key: jax.Array | int = 0,
     all_shapes: bool = False,
     dtype=jnp.float64,
     mode: str = "full",
@@ -138,7 +138,9 @@ def check_registry(
       ``{name or "name@shape": {"grad": report, ...}}``.
     """
     if registry is None:
-        from gradlab.derivations import REGISTRY as registry  # noqa: N811 - tests/CLI only
+        from gradlab.derivations import REGISTRY  # tests/CLI only
+
+        registry = REGISTRY
     out = {}
     for name in names or registry:
         d = registry[name]
@@ -197,6 +199,11 @@ def _name(f: Callable) -> str:
     return getattr(f, "__name__", type(f).__name__).replace("<lambda>", "lambda")
 
 
+def _example_of(item: Any, shape: tuple[int, ...], dtype: Any) -> Callable[[], tuple]:
+    """The derivation's example arguments at ``shape``, made when the case runs."""
+    return lambda: item.example(jax.random.key(0), shape, dtype)
+
+
 def _one_case(item: Any, dtype, all_shapes: bool) -> list[GradCase]:
     if hasattr(item, "make_args") and hasattr(item, "shapes"):  # a registry Derivation
         shapes = item.shapes if all_shapes else item.shapes[:1]
@@ -205,7 +212,7 @@ def _one_case(item: Any, dtype, all_shapes: bool) -> list[GradCase]:
                 f"{item.name}@{'x'.join(map(str, s))}" if all_shapes else item.name,
                 item.loss,
                 item.grad,
-                lambda item=item, s=s: item.example(jax.random.key(0), s, dtype),
+                _example_of(item, s, dtype),
                 derivation=item,
                 shape=s,
                 dtype=dtype,

@@ -5,9 +5,11 @@ packages (every script is called ``repro.py``), so the module is loaded by path 
 name.
 """
 
+import contextlib
 import importlib.util
 import sys
 
+import jax
 import pytest
 
 
@@ -22,6 +24,14 @@ def load_repro(folder):
 
 @pytest.fixture(scope="module")
 def result(request, tmp_path_factory):
-    """``reproduce(quick=True)`` of the test module's own folder, once per module."""
+    """``reproduce(quick=True)`` of the test module's own folder, once per module.
+
+    Under the suite's strict dtype promotion, unless the module is marked
+    ``pytestmark = pytest.mark.standard_dtypes("why")`` (its repro runs optax code that strict
+    promotion refuses).
+    """
     folder = request.path.parent
-    return load_repro(folder).reproduce(quick=True, out_dir=tmp_path_factory.mktemp(folder.name))
+    relaxed = request.node.get_closest_marker("standard_dtypes") is not None
+    with jax.numpy_dtype_promotion("standard") if relaxed else contextlib.nullcontext():
+        out_dir = tmp_path_factory.mktemp(folder.name)
+        return load_repro(folder).reproduce(quick=True, out_dir=out_dir)

@@ -9,6 +9,7 @@ about 1e-2 away from the optimum: never compare against it).
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -237,7 +238,7 @@ class TestComposition:
         np.testing.assert_allclose(new["b"], 0.4, rtol=1e-15)
         # ista is that chain
         u2, _ = jax.jit(ista(lr, lam, mask=MASK).update)(grads, opt.init(params), params)
-        jax.tree.map(np.testing.assert_array_equal, updates, u2)
+        chex.assert_trees_all_equal(updates, u2)
 
     def test_mask_leaves_bias_unpenalized(self):
         # A gradient of +-0.3 against a threshold of 0.5: w stays 0, b takes the full step.
@@ -256,7 +257,7 @@ class TestComposition:
         b = fista(0.5, 0.3, mask=MASK)
         ua, sa = jax.jit(a.update)(grads, a.init(params), params)
         ub, sb = jax.jit(b.update)(grads, b.init(params), params)
-        jax.tree.map(np.testing.assert_array_equal, (ua, sa), (ub, sb))
+        chex.assert_trees_all_equal((ua, sa), (ub, sb))
 
     def test_fista_iterate_through_chain_and_inject_hyperparams(self, lasso_data):
         X, y = lasso_data

@@ -22,6 +22,7 @@ import enum
 import inspect
 import itertools
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -224,7 +225,7 @@ def draw_scalar(name: str, rng: np.random.Generator):
     return None
 
 
-def _shapes(name: str, dims: list[int]) -> list[tuple[int, ...]]:
+def _shapes(name: str, dims: Sequence[int]) -> Sequence[tuple[int, ...]]:
     n = N_ROWS
     ds = dims or [3]
     if DATA_NAME.match(name):
@@ -240,7 +241,7 @@ def draw(
     missing: list[inspect.Parameter],
     try_call,
     rng: np.random.Generator,
-    dims: list[int] = (),
+    dims: Sequence[int] = (),
     strict=None,
 ) -> tuple[dict, dict[str, ArgSource], str | None]:
     """Draw the ``missing`` parameters; array shapes are probed with ``try_call(values) -> bool``.

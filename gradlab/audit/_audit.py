@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from gradlab.audit import _discover, _judge, _problem
@@ -22,7 +21,7 @@ from gradlab.audit._build import build
 from gradlab.audit._document import AuditError, Document, load
 from gradlab.audit._fd_only import LABEL as FD_ONLY_LABEL
 from gradlab.audit._judge import PairResult, Verdict, Witnesses
-from gradlab.audit._numpy import Rebound
+from gradlab.audit._numpy import Rebound, numpy_rules
 from gradlab.audit._run import OutOfTime, Run, run_cells, time_limit
 from gradlab.audit._source import Source
 
@@ -172,14 +171,15 @@ def audit(
         candidates = [c for c in candidates if c.name in only]
         errors = [e for e in errors if e.startswith("--only") or any(n in e for n in only)]
     rebound = Rebound(run.namespace, {c.filename for c in doc.cells})
-    # float64 witnesses whatever the user's jax config; numpy's broadcasting rules for the
-    # rebound numpy code ((n, 1) + (1,) is legal numpy, which rank_promotion="raise" refuses)
-    with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
+    # float64 witnesses whatever the user's jax config; numpy's broadcasting and promotion rules
+    # for the rebound numpy code ((n, 1) + (1,) and int * float are legal numpy, which
+    # rank_promotion="raise" and dtype_promotion="strict" refuse)
+    with numpy_rules():
         pairs = [_one(c, src, run, rebound, seed, pair_timeout) for c in candidates]
     return AuditReport(Path(path), doc, run, tuple(pairs), tuple(errors), found.nothing)
 
 
-def audit_target(target: str, **kwargs) -> AuditReport:
+def audit_target(target: str, **kwargs: Any) -> AuditReport:
     """``audit(path, only=[name])`` from ``"path.ipynb:Name"`` (``nb.ipynb:LinearModel.backward``),
     the form ``gradlab check`` can route to.
 

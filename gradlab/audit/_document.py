@@ -114,7 +114,7 @@ def _load_script(path: Path) -> Document:
         spans = []
         for node in tree.body:
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            spans.append((first - 1, node.end_lineno))
+            spans.append((first - 1, node.end_lineno or node.lineno))
     cells = []
     for k, (a, b) in enumerate(spans):
         source, magics = _strip_magics("\n".join(lines[a:b]))

@@ -145,7 +145,7 @@ def _g(x) -> str:
 def judge(problem: Problem, src: Source) -> PairResult:
     """The :class:`PairResult` of one problem (never raises on the user's code)."""
     c = problem.candidate
-    base = dict(
+    base: dict[str, Any] = dict(
         name=c.name,
         loss=c.loss.qualname,
         where=c.grad.where,
@@ -188,7 +188,9 @@ def judge(problem: Problem, src: Source) -> PairResult:
 
 def _fd_fallback(problem: Problem, hand, base: dict, notes: list, findings: tuple) -> PairResult:
     """Hand against finite differences only (``_fd_only``), labelled as such."""
-    common = dict(base, witnesses=Witnesses.FD_ONLY, notes=tuple(notes), findings=findings)
+    common: dict[str, Any] = dict(
+        base, witnesses=Witnesses.FD_ONLY, notes=tuple(notes), findings=findings
+    )
     try:
         rep = _fd_only.check(problem.loss, hand, problem.params)
     except Exception as err:  # noqa: BLE001 - a clear one-line error, the audit goes on
@@ -199,7 +201,7 @@ def _fd_fallback(problem: Problem, hand, base: dict, notes: list, findings: tupl
     worst = "" if w is None else f"{at}: hand {w.hand:.6g}, fd {w.fd:.6g} +- {w.fd_error:.2g}"
     if rep.checked != "every element":
         common["notes"] += (f"checked along {rep.checked} (too many elements for each one)",)
-    blamed = ()
+    blamed: tuple[BlamedTerm, ...] = ()
     if not rep.ok and len(problem.terms) >= 2 and rep.checked == "every element":
         try:
             terms = {n: np_term for n, (np_term, _) in problem.terms.items()}

@@ -12,9 +12,11 @@ Nothing of the user's namespace is modified.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
 import math
 import types
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +100,22 @@ def _is_numpy_function(v) -> bool:
     return (mod == "numpy" or mod.startswith("numpy.")) and callable(v)
 
 
+@contextlib.contextmanager
+def numpy_rules() -> Iterator[None]:
+    """Trace rebound numpy code as numpy would run it, whatever the caller's jax config.
+
+    float64 on; numpy's broadcasting (``(n, 1) + (1,)`` is legal numpy, which
+    ``jax_numpy_rank_promotion="raise"`` refuses) and numpy's implicit dtype promotion
+    (``int * float`` is legal numpy, which ``jax_numpy_dtype_promotion="strict"`` refuses).
+    """
+    with (
+        jax.enable_x64(True),
+        jax.numpy_rank_promotion("allow"),
+        jax.numpy_dtype_promotion("standard"),
+    ):
+        yield
+
+
 class Rebound:
     """A copy of a namespace with numpy rebound to jax.numpy, and its recompiled functions."""
 
@@ -160,7 +178,7 @@ class Rebound:
     def cls(self, cls: type) -> type:
         """A subclass of ``cls`` whose methods are recompiled against the rebound globals."""
         if cls not in self._classes:
-            body = {
+            body: dict[str, object] = {
                 k: self.function(v)
                 for k, v in vars(cls).items()
                 if isinstance(v, types.FunctionType)

@@ -15,14 +15,13 @@ import inspect
 import textwrap
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from gradlab.audit._args import ArgSource, Origin
 from gradlab.audit._discover import Candidate, PairKind
 from gradlab.audit._document import Cell, DocKind, Document, load
 from gradlab.audit._judge import PairResult, judge
-from gradlab.audit._numpy import Rebound
+from gradlab.audit._numpy import Rebound, numpy_rules
 from gradlab.audit._problem import Problem, copy_data, float_array, layout_of
 from gradlab.audit._source import Def, Source
 
@@ -48,9 +47,12 @@ def _source_of(fn) -> tuple[Source, Def]:
         text = ""
     cell = Cell(0, text)
     src = Source(Document(Path(code.co_filename), DocKind.SCRIPT, (cell,)))
-    d = src.defs.get(fn.__name__)
-    node = d.node if d else ast.parse(f"def f{fn.__code__.co_argcount}(*args):\n    pass").body[0]
-    return src, Def(fn.__qualname__, cell, node)
+    found = src.defs.get(fn.__name__)
+    if found is not None:
+        return src, Def(fn.__qualname__, cell, found.node)
+    stub = ast.parse(f"def f{fn.__code__.co_argcount}(*args):\n    pass").body[0]
+    assert isinstance(stub, ast.FunctionDef)
+    return src, Def(fn.__qualname__, cell, stub)
 
 
 def _params(loss, args: tuple, argnums: int) -> tuple[dict, str | None, str]:
@@ -114,5 +116,5 @@ def check_numpy(loss, grad, *args, argnums: int = 0, terms: dict | None = None) 
         (),
         rebound,
     )
-    with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):
+    with numpy_rules():
         return judge(problem, src)

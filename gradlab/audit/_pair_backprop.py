@@ -32,7 +32,7 @@ MAX_BORROWED = 8
 
 def grad_attributes(c: Candidate, model) -> dict[str, str]:
     """``{param: attribute holding its gradient}`` from what ``backward`` assigns on self."""
-    out = {}
+    out: dict[str, str] = {}
     attrs = vars(model)
     for n in ast.walk(c.grad.node):
         targets = n.targets if isinstance(n, ast.Assign) else [getattr(n, "target", None)]
@@ -149,7 +149,7 @@ def _data(w: Wiring, run: Run, rng, dims: list[int], mcls: str) -> list:
 def _borrow(w: Wiring, c: Candidate, params: dict) -> list[str]:
     """Run the hand gradient once; attributes ``backward`` reads but the layer never sets are
     taken from the loss object (a bug, reported); any other failure is the pair's error."""
-    notes = []
+    notes: list[str] = []
     mcls, lcls = c.grad.cls, c.loss.cls
     for _ in range(MAX_BORROWED):
         try:
@@ -178,10 +178,13 @@ def _borrow(w: Wiring, c: Candidate, params: dict) -> list[str]:
 
 
 def _wiring(c: Candidate, src: Source, run: Run, rebound: Rebound, rng):
+    # a BACKPROP candidate pairs two methods and the loss class's gradient method (discover)
+    assert c.grad.cls is not None and c.loss.cls is not None and c.loss_grad is not None
     model, msrc = instance_of(c.grad.cls, "model", src, run, rng, {})
     lobj, lsrc = instance_of(c.loss.cls, "loss", src, run, rng, {"model": model})
-    if getattr(lobj, "model", model) is not model and type(lobj.model) is type(model):
-        model = lobj.model  # the notebook's loss object and the model it holds
+    held = getattr(lobj, "model", model)
+    if held is not model and type(held) is type(model):
+        model = held  # the notebook's loss object and the model it holds
     fwd = next((m for m in FORWARD if hasattr(type(model), m)), None)
     if fwd is None:
         raise ProblemError(f"{c.grad.cls} has no forward/__call__/predict to compute predictions")
@@ -209,7 +212,8 @@ def backprop(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Prob
     """The problem of a layer's ``backward`` wired to a loss class (see the module doc)."""
     w, instance_sources = _wiring(c, src, run, rebound, rng)
     params = {k: float_array(getattr(w.model, k)) for k in w.grad_attrs}
-    dims = sorted({d for v in params.values() for d in np.shape(v)}, reverse=True)
+    dims = sorted({d for v in params.values() if v is not None for d in v.shape}, reverse=True)
+    assert c.grad.cls is not None  # a method (discover)
     sources = _data(w, run, rng, dims, c.grad.cls)
     notes = _borrow(w, c, params)
     scalar(c.loss.qualname, call_guarded(c.loss.qualname, lambda: w.step(params)[2]))

@@ -113,7 +113,9 @@ def functions(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Pro
     f, g = _defined(c, run.namespace)
     loss_index, grad_index = None, None
     if c.kind is PairKind.VALUE_AND_GRAD:
-        loss_index, gi = tuple_return(c.grad)
+        returned = tuple_return(c.grad)
+        assert returned is not None  # how discover found a VALUE_AND_GRAD candidate
+        loss_index, gi = returned
         grad_index = gi[0] if len(gi) == 1 else tuple(gi)
     fparams, gparams = _args.params_of(f), _args.params_of(g)
     union = fparams + [p for p in gparams if p.name not in {q.name for q in fparams}]

@@ -111,6 +111,7 @@ class _Bound:
 
 def methods(c: Candidate, src: Source, run: Run, rebound: Rebound, rng) -> Problem:
     """The problem of ``obj.loss(...)`` and ``obj.grad(...)`` with parameters on ``self``."""
+    assert c.grad.cls is not None  # a METHODS candidate pairs two methods (discover)
     obj, self_src = instance_of(c.grad.cls, "self", src, run, rng, {})
     bound = _Bound(obj, rebound)
     m_loss, m_grad = c.loss.qualname.split(".")[1], c.grad.qualname.split(".")[1]

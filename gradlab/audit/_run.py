@@ -177,6 +177,7 @@ def time_limit(seconds: float | None):
     def on_alarm(signum, frame):
         raise OutOfTime()
 
+    assert seconds is not None  # usable
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

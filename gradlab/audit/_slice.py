@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 import copy
 
+from gradlab.audit._source import FunctionNode
+
 
 def _base(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):
@@ -23,7 +25,8 @@ def _base(node: ast.AST) -> str | None:
 
 
 def _binds_and_reads(stmt: ast.stmt) -> tuple[set[str], set[str]]:
-    binds, reads = set(), set()
+    binds: set[str] = set()
+    reads: set[str] = set()
     for n in ast.walk(stmt):
         if isinstance(n, ast.Name):
             (binds if isinstance(n.ctx, (ast.Store, ast.Del)) else reads).add(n.id)
@@ -79,13 +82,15 @@ def _slice_body(stmts: list[ast.stmt], needed: set[str]) -> tuple[list[ast.stmt]
     return kept[::-1], need
 
 
-def slice_ast(node: ast.FunctionDef) -> ast.FunctionDef | None:
+def slice_ast(node: FunctionNode) -> FunctionNode | None:
     """A copy of ``node`` (ending in ``return expr``) without the statements ``expr`` does not
     need; None when the function does not end in a return or nothing drops."""
     if not node.body or not isinstance(node.body[-1], ast.Return) or node.body[-1].value is None:
         return None
     out = copy.deepcopy(node)
-    loss_expr = out.body[-1].value
+    ret = out.body[-1]
+    assert isinstance(ret, ast.Return) and ret.value is not None  # checked on node above
+    loss_expr = ret.value
     needed = {n.id for n in ast.walk(loss_expr) if isinstance(n, ast.Name)}
     kept, _ = _slice_body(out.body[:-1], needed)
     out.body = [*kept, out.body[-1]]

@@ -20,13 +20,17 @@ GRAD_NAME = re.compile(
 INPLACE_METHODS = {"sort", "fill", "resize", "put", "itemset", "partition", "setflags"}
 
 
+# A ``def`` or ``async def`` node.
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
 @dataclasses.dataclass(frozen=True)
 class Def:
     """A function or method definition in a cell: ``qualname`` is ``f`` or ``Class.method``."""
 
     qualname: str
     cell: Cell
-    node: ast.FunctionDef
+    node: FunctionNode
     cls: str | None = None
 
     @property
@@ -110,7 +114,7 @@ class Source:
             above = first - 2
             while above >= 0 and lines[above].lstrip().startswith("#"):
                 above -= 1
-            span = lines[above + 1 : d.node.end_lineno - off]
+            span = lines[above + 1 : (d.node.end_lineno or d.node.lineno) - off]
             for text in span:
                 m = MARKER.search(text)
                 if m:
@@ -125,7 +129,7 @@ class Source:
             tree = self.trees.get(cell.index)
             if tree is None:
                 continue
-            nested = set()
+            nested: set[int] = set()
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     nested.update(id(n) for n in ast.walk(node) if n is not node)
@@ -166,7 +170,7 @@ class Source:
             for node in ast.walk(cur.node):
                 what = _untraceable_node(node)
                 if what:
-                    out.append(Finding(cur.qualname, cur.cell, node.lineno, what))
+                    out.append(Finding(cur.qualname, cur.cell, getattr(node, "lineno", 0), what))
         return sorted(out, key=lambda f: (f.cell.index, f.line))
 
     def inline_gradients(self, d: Def) -> list[tuple[int, str]]:
@@ -174,11 +178,12 @@ class Source:
         computing its gradient inline, with no function to check on its own)."""
         out = []
         for node in ast.walk(d.node):
-            targets = []
             if isinstance(node, ast.Assign):
                 targets = node.targets
             elif isinstance(node, ast.AnnAssign):
                 targets = [node.target]
+            else:
+                continue
             for t in targets:
                 if isinstance(t, ast.Name) and GRAD_NAME.match(t.id):
                     out.append((node.lineno, ast.unparse(node)[:80]))

@@ -13,7 +13,7 @@ import ast
 import copy
 import dataclasses
 
-from gradlab.audit._source import Def
+from gradlab.audit._source import Def, FunctionNode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,14 +26,15 @@ class Piece:
     site: int | None
 
 
-def detached(d: Def) -> ast.FunctionDef:
+def detached(d: Def) -> FunctionNode:
     """A copy of ``d``'s definition (lines renumbered from 1; no decorators)."""
     node = ast.parse(ast.unparse(d.node)).body[0]
+    assert isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)  # d.node, re-parsed
     node.decorator_list = []
     return node
 
 
-def returning(node: ast.FunctionDef, element: int | None) -> ast.FunctionDef | None:
+def returning(node: FunctionNode, element: int | None) -> FunctionNode | None:
     """A copy whose final ``return (a, b, ...)`` returns element ``element`` alone (None: as is);
     None when the function does not end in such a return."""
     if element is None:
@@ -56,7 +57,7 @@ def _flatten_sum(node: ast.expr, sign: int, out: list) -> None:
         out.append((sign, node))
 
 
-def _sum_site(node: ast.FunctionDef) -> tuple[ast.expr, int | None] | None:
+def _sum_site(node: FunctionNode) -> tuple[ast.expr, int | None] | None:
     if not node.body or not isinstance(node.body[-1], ast.Return) or node.body[-1].value is None:
         return None
     value = node.body[-1].value
@@ -74,7 +75,7 @@ def _sum_site(node: ast.FunctionDef) -> tuple[ast.expr, int | None] | None:
     return value, None
 
 
-def pieces(node: ast.FunctionDef) -> list[Piece]:
+def pieces(node: FunctionNode) -> list[Piece]:
     """The pieces of the sum the function's value is (at least two, distinct), else ``[]``."""
     site = _sum_site(node)
     if site is None:
@@ -87,7 +88,7 @@ def pieces(node: ast.FunctionDef) -> list[Piece]:
     return [Piece(n, s, site[1]) for n, (s, _) in zip(names, flat, strict=True)]
 
 
-def with_piece(node: ast.FunctionDef, piece: Piece) -> ast.FunctionDef:
+def with_piece(node: FunctionNode, piece: Piece) -> FunctionNode:
     """A copy of ``node`` whose sum is replaced by ``piece`` (with its sign)."""
     out = copy.deepcopy(node)
     expr = ast.parse(piece.name, mode="eval").body
@@ -95,11 +96,13 @@ def with_piece(node: ast.FunctionDef, piece: Piece) -> ast.FunctionDef:
     if piece.site is None:
         out.body[-1] = ast.Return(expr)
     else:
-        out.body[piece.site].value = expr
+        site = out.body[piece.site]
+        assert isinstance(site, ast.Assign)  # found by _sum_site
+        site.value = expr
     return out
 
 
-def compile_def(node: ast.FunctionDef, like, globals_: dict, label: str):
+def compile_def(node: FunctionNode, like, globals_: dict, label: str):
     """``node`` compiled against ``globals_``, with the defaults of the function ``like``."""
     mod = ast.fix_missing_locations(ast.Module([node], []))
     scope: dict = {}
@@ -110,7 +113,7 @@ def compile_def(node: ast.FunctionDef, like, globals_: dict, label: str):
     return out
 
 
-def term_functions(node: ast.FunctionDef, like, globals_: dict, label: str) -> dict:
+def term_functions(node: FunctionNode, like, globals_: dict, label: str) -> dict:
     """``{piece: function}``: ``node`` with each piece alone, compiled against ``globals_``."""
     return {
         p.name: compile_def(with_piece(node, p), like, globals_, f"{label} term {p.name}")

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "audit",
         help="run a notebook/script (your code!) and check every hand gradient it defines",
@@ -81,7 +81,7 @@ def _clean(x):
     return x
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from gradlab.audit import AuditError, annotate, audit
 
     wrong = unreadable = False

@@ -17,7 +17,7 @@ from gradlab.cli import UsageError
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
         help="run the benchmarks in benchmarks/ (source checkout)",

@@ -19,6 +19,8 @@ import importlib
 import os
 import sys
 import time
+import types
+from collections.abc import Sequence
 from pathlib import Path
 
 from gradlab.cli import UsageError, check_writable
@@ -63,7 +65,7 @@ def list_experiments(directory: Path) -> dict[str, str]:
     return found
 
 
-def load_experiment(name: str, directory: Path):
+def load_experiment(name: str, directory: Path) -> types.ModuleType:
     """Import ``<directory>/<name>.py`` as ``<package>.<name>`` (relative imports work)."""
     known = list_experiments(directory)
     if name not in known:
@@ -74,7 +76,7 @@ def load_experiment(name: str, directory: Path):
     return importlib.import_module(f"{directory.name}.{name}")
 
 
-def format_summary(metrics: dict, keys=None) -> str:
+def format_summary(metrics: dict, keys: Sequence[str] | None = None) -> str:
     """``key: value`` lines for the scalar metrics (or ``keys``), then the checks."""
     lines = []
     for key in keys or list(metrics):
@@ -98,7 +100,7 @@ def run_one(name: str, directory: Path, out: Path, quick: bool) -> tuple[dict, f
     return metrics, time.perf_counter() - start
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "run",
         help="run an experiment (experiments/, source checkout) and write results/<name>/",

@@ -7,4 +7,4 @@ iterate over it.
 from gradlab.derivations._derivation import Derivation
 from gradlab.derivations.registry import REGISTRY, get
 
-__all__ = ["Derivation", "REGISTRY", "get"]
+__all__ = ["REGISTRY", "Derivation", "get"]

@@ -82,7 +82,7 @@ def l1_term(
     """``lam1 sum |w_j|``, the second term of eq. (1)."""
     _check(params, lam1, lam2)
     _mse.check_args(params, X, y)
-    return _l1.l1_value(params["w"], lam1)
+    return _l1.l1_value(params["w"], jnp.asarray(lam1))
 
 
 def l1_term_grad(
@@ -91,7 +91,7 @@ def l1_term_grad(
     """Eq. (3), ``sign(0) = 0``."""
     _check(params, lam1, lam2)
     _mse.check_args(params, X, y)
-    return {"w": _l1.l1_grad_w(params["w"], lam1), "b": _zero_b(params)}
+    return {"w": _l1.l1_grad_w(params["w"], jnp.asarray(lam1)), "b": _zero_b(params)}
 
 
 def l2_term(
@@ -100,7 +100,7 @@ def l2_term(
     """``(lam2/2) ||w||^2``, the third term of eq. (1)."""
     _check(params, lam1, lam2)
     _mse.check_args(params, X, y)
-    return _l2.l2_half_value(params["w"], lam2)
+    return _l2.l2_half_value(params["w"], jnp.asarray(lam2))
 
 
 def l2_term_grad(
@@ -109,7 +109,7 @@ def l2_term_grad(
     """Eq. (4)."""
     _check(params, lam1, lam2)
     _mse.check_args(params, X, y)
-    return {"w": _l2.l2_half_grad_w(params["w"], lam2), "b": _zero_b(params)}
+    return {"w": _l2.l2_half_grad_w(params["w"], jnp.asarray(lam2)), "b": _zero_b(params)}
 
 
 # ---- the objective ------------------------------------------------------------------------------
@@ -140,7 +140,9 @@ def elastic_net(
     _check(params, lam1, lam2)
     w = params["w"]
     return (  # (1)
-        _mse.mse_half_mean(params, X, y) + _l1.l1_value(w, lam1) + _l2.l2_half_value(w, lam2)
+        _mse.mse_half_mean(params, X, y)
+        + _l1.l1_value(w, jnp.asarray(lam1))
+        + _l2.l2_half_value(w, jnp.asarray(lam2))
     )
 
 
@@ -151,7 +153,9 @@ def elastic_net_grad(
     _check(params, lam1, lam2)
     g = _mse.mse_half_mean_grad(params, X, y)  # (2)
     w = params["w"]
-    gw = g["w"] + _l1.l1_grad_w(w, lam1) + _l2.l2_half_grad_w(w, lam2)  # (3), (4)
+    gw = (
+        g["w"] + _l1.l1_grad_w(w, jnp.asarray(lam1)) + _l2.l2_half_grad_w(w, jnp.asarray(lam2))
+    )  # (3), (4)
     return {"w": gw, "b": g["b"]}  # (5)
 
 
@@ -162,8 +166,8 @@ def elastic_net_subdifferential(
     _check(params, lam1, lam2)
     g = _mse.mse_half_mean_grad(params, X, y)
     w = params["w"]
-    smooth = g["w"] + _l2.l2_half_grad_w(w, lam2)
-    low, high = _l1.l1_interval_w(w, lam1)  # (6)
+    smooth = g["w"] + _l2.l2_half_grad_w(w, jnp.asarray(lam2))
+    low, high = _l1.l1_interval_w(w, jnp.asarray(lam1))  # (6)
     return {"w": smooth + low, "b": g["b"]}, {"w": smooth + high, "b": g["b"]}
 
 

@@ -224,13 +224,13 @@ def mirage_hvp(
 def mirage_entropy_term(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
     """``+lam H(theta)``, the second term of eq. (4)."""
     _check(params, X, y, lam)
-    return -lam * _neg_entropy(params["theta"])
+    return -jnp.asarray(lam) * _neg_entropy(params["theta"])
 
 
 def mirage_entropy_term_grad(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> Params:
     """``-lam (1 + log theta)``, the second term of eq. (5)."""
     _check(params, X, y, lam)
-    return {"theta": lam * _entropy_grad(params["theta"])}
+    return {"theta": jnp.asarray(lam) * _entropy_grad(params["theta"])}
 
 
 def mirage_maxent(params: Params, X: jax.Array, y: jax.Array, lam: ArrayLike) -> jax.Array:
@@ -269,7 +269,7 @@ def mirage_maxent_entropy_term(
 ) -> jax.Array:
     """``-lam H(theta)``, the second term of eq. (7)."""
     _check(params, X, y, lam)
-    return lam * _neg_entropy(params["theta"])
+    return jnp.asarray(lam) * _neg_entropy(params["theta"])
 
 
 def mirage_maxent_entropy_term_grad(
@@ -277,7 +277,7 @@ def mirage_maxent_entropy_term_grad(
 ) -> Params:
     """``lam (1 + log theta)``, the second term of eq. (8)."""
     _check(params, X, y, lam)
-    return {"theta": -lam * _entropy_grad(params["theta"])}
+    return {"theta": -jnp.asarray(lam) * _entropy_grad(params["theta"])}
 
 
 # ---- examples and records -----------------------------------------------------------------------

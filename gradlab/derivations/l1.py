@@ -89,20 +89,20 @@ def l1(params: Params, lam: ArrayLike) -> jax.Array:
       1.5
     """
     _check(params, lam)
-    return l1_value(params["w"], lam)
+    return l1_value(params["w"], jnp.asarray(lam))
 
 
 def l1_grad(params: Params, lam: ArrayLike) -> Params:
     """The minimum-norm subgradient ``{"w": lam * sign(w)}``, eqs. (2)-(3), ``sign(0) = 0``."""
     _check(params, lam)
-    return {"w": l1_grad_w(params["w"], lam)}
+    return {"w": l1_grad_w(params["w"], jnp.asarray(lam))}
 
 
 def l1_subdifferential(params: Params, lam: ArrayLike) -> tuple[Params, Params]:
     """The subdifferential (3) as two pytrees ``(low, high)``: ``g`` is a subgradient iff
     ``low <= g <= high`` leaf by leaf (the L1 penalty is separable, so the set is a box)."""
     _check(params, lam)
-    low, high = l1_interval_w(params["w"], lam)
+    low, high = l1_interval_w(params["w"], jnp.asarray(lam))
     return {"w": low}, {"w": high}
 
 

@@ -81,13 +81,13 @@ def l2_half(params: Params, lam: ArrayLike) -> jax.Array:
       1.25
     """
     _check(params, lam)
-    return l2_half_value(params["w"], lam)
+    return l2_half_value(params["w"], jnp.asarray(lam))
 
 
 def l2_half_grad(params: Params, lam: ArrayLike) -> Params:
     """``{"w": lam * w}``, eq. (2)."""
     _check(params, lam)
-    return {"w": l2_half_grad_w(params["w"], lam)}
+    return {"w": l2_half_grad_w(params["w"], jnp.asarray(lam))}
 
 
 def l2_half_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
@@ -99,7 +99,7 @@ def l2_half_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
 def l2_half_hvp(params: Params, lam: ArrayLike, tangent: Params) -> Params:
     """``lam * v``, eq. (3)."""
     _check(params, lam)
-    return {"w": lam * tangent["w"]}
+    return {"w": jnp.asarray(lam) * tangent["w"]}
 
 
 # ---- full convention: lam ||w||^2 ---------------------------------------------------------------
@@ -114,13 +114,13 @@ def l2_full(params: Params, lam: ArrayLike) -> jax.Array:
       2.5
     """
     _check(params, lam)
-    return _half_sq(params["w"], 2 * lam)  # (4)
+    return _half_sq(params["w"], 2 * jnp.asarray(lam))  # (4)
 
 
 def l2_full_grad(params: Params, lam: ArrayLike) -> Params:
     """``{"w": 2 lam w}``, eq. (5)."""
     _check(params, lam)
-    return {"w": (2 * lam) * params["w"]}  # (5)
+    return {"w": (2 * jnp.asarray(lam)) * params["w"]}  # (5)
 
 
 def l2_full_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
@@ -132,7 +132,7 @@ def l2_full_hessian(params: Params, lam: ArrayLike) -> dict[str, Params]:
 def l2_full_hvp(params: Params, lam: ArrayLike, tangent: Params) -> Params:
     """``2 lam v``, eq. (6)."""
     _check(params, lam)
-    return {"w": (2 * lam) * tangent["w"]}
+    return {"w": (2 * jnp.asarray(lam)) * tangent["w"]}
 
 
 def make_args(key: jax.Array, shape: tuple[int, ...], dtype: DTypeLike) -> tuple:

@@ -127,9 +127,10 @@ def check_support_size(d: ArrayLike, *, edge: bool) -> int | None:
     if not v.is_concrete(d):
         v.check_at_least("d (the number of bins)", d, low)
         return None
-    if int(d) < low:
-        raise ValueError(f"d (the number of bins) must be >= {low}; got {int(d)}")
-    return int(d)
+    count = int(np.asarray(d))
+    if count < low:
+        raise ValueError(f"d (the number of bins) must be >= {low}; got {count}")
+    return count
 
 
 def check_components(params: Params, names: tuple[str, ...]) -> int:

@@ -1,12 +1,13 @@
 """Optimizers optax lacks, as optax gradient transformations, and closed-form oracles.
 
-One algorithm per module:
+One algorithm per module (each named for its idea, never for a function it exports, so no
+module is shadowed by a function of the same name):
 
-* :mod:`~gradlab.optim.exponentiated_gradient`: mirror descent on the simplex (seed 000),
-  in the log domain.
+* :mod:`~gradlab.optim.mirror_descent`: exponentiated gradient, mirror descent on the simplex
+  (seed 000), in the log domain.
 * :mod:`~gradlab.optim.proximal`: soft-thresholding, ISTA and FISTA with adaptive restart
   for L1 / elastic-net penalties (seed 001).
-* :mod:`~gradlab.optim.projected`: any optax step followed by an ``optax.projections``
+* :mod:`~gradlab.optim.projection`: any optax step followed by an ``optax.projections``
   projection.
 * :mod:`~gradlab.optim.closed_form`: least squares (SVD and the seed's normal equation) and
   ridge for many lambdas from one decomposition (seed 002), the oracles for tests.
@@ -30,11 +31,11 @@ from gradlab.optim.closed_form import (
     ridge,
     ridge_path,
 )
-from gradlab.optim.exponentiated_gradient import (
+from gradlab.optim.mirror_descent import (
     ExponentiatedGradientState,
     exponentiated_gradient,
 )
-from gradlab.optim.projected import project, projected
+from gradlab.optim.projection import project, projected
 from gradlab.optim.proximal import (
     FistaState,
     fista,

@@ -8,10 +8,11 @@ inside ``jit``/``vmap`` or by ``optax.inject_hyperparams`` under ``jit``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from gradlab import _validate as v
 
@@ -33,17 +34,12 @@ def check_hyperparam(
         raise TypeError(
             f"{name} must be a real scalar (float or 0-d array); got {type(value).__name__}"
         )
-    v.check_shape(name, value, ())
+    scalar = cast(ArrayLike, value)  # narrowed by the isinstance above
+    v.check_shape(name, scalar, ())
     if positive:
-        v.check_positive(name, value)
+        v.check_positive(name, scalar)
     else:
-        v.check_nonnegative(name, value)
-
-
-def leaf_names(tree: PyTree, root: str = "params") -> list[str]:
-    """``params['w']``-style names of the leaves of ``tree``, in flattening order."""
-    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [root + jax.tree_util.keystr(p) for p, _ in paths]
+        v.check_nonnegative(name, scalar)
 
 
 def resolve_mask(mask: Mask, params: PyTree) -> list[bool]:
@@ -58,13 +54,13 @@ def resolve_mask(mask: Mask, params: PyTree) -> list[bool]:
     tree = mask(params) if callable(mask) else mask
     want = jax.tree.structure(params)
     got = jax.tree.structure(tree)
-    if got != want:
+    if got != want:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(
             f"mask has tree structure {got} but params has {want}; pass one bool per leaf of "
             "params, e.g. {'w': True, 'b': False} to leave the bias unpenalized"
         )
     flags = jax.tree.leaves(tree)
-    for name, m in zip(leaf_names(params, "mask"), flags, strict=True):
+    for name, m in zip(v.leaf_names(params, "mask"), flags, strict=True):
         if not isinstance(m, (bool, np.bool_)):
             raise TypeError(
                 f"{name} must be a Python bool (the mask is static configuration); "

@@ -200,7 +200,7 @@ class FistaState(NamedTuple):
 
     x: optax.Params
     t: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax names its step counters count
     restarts: jax.Array
 
 

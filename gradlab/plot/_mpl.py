@@ -8,7 +8,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def pyplot() -> Any:
@@ -33,16 +37,19 @@ def pyplot() -> Any:
     return plt
 
 
-def new_axes(ax=None, figsize=(7.0, 4.5)):
+def new_axes(
+    ax: Axes | None = None, figsize: tuple[float, float] = (7.0, 4.5)
+) -> tuple[Figure, Axes]:
     """``(fig, ax)``: the given axes and their figure, or a new figure with one axes."""
     if ax is not None:
-        return ax.figure, ax
+        # a SubFigure when ``ax`` lives in one; callers only draw on it and return it
+        return cast("Figure", ax.figure), ax
     plt = pyplot()
     fig, ax = plt.subplots(figsize=figsize)
     return fig, ax
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Save ``fig`` as ``path`` (PNG by its suffix), close it, return the path.
 
     Metadata that changes from run to run (the software stamp) is left out, so the same numbers

@@ -13,10 +13,16 @@ error against its step: :math:`p \approx 2`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
 
 def _pair(name: str, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +35,7 @@ def _pair(name: str, x, y) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def loglog_slope(x, y, lo: float, hi: float) -> float:
+def loglog_slope(x: ArrayLike, y: ArrayLike, lo: float, hi: float) -> float:
     """The least-squares slope of ``log y`` against ``log x`` over ``lo <= x <= hi``, eq. (1).
 
     Args:
@@ -74,8 +80,8 @@ def plot_convergence(
     title: str = "",
     xlabel: str = "iteration k",
     ylabel: str = "error",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Draw named error curves on log-log axes, with fitted slopes, guide lines and marks.
 
     Args:
@@ -98,8 +104,8 @@ def plot_convergence(
     if unknown:
         raise ValueError(f"slopes names curves that are not drawn: {unknown}; have {list(curves)}")
     fig, ax = new_axes(ax)
-    for label, (x, y) in curves.items():
-        x, y = _pair(label, x, y)
+    for label, (x_given, y_given) in curves.items():
+        x, y = _pair(label, x_given, y_given)
         keep = np.isfinite(y) & (y > 0) & (x > 0)
         text = label
         if label in slopes:
@@ -114,12 +120,12 @@ def plot_convergence(
         else:
             ax.loglog(x[keep], y[keep], label=text)
     styles = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
-    for i, (label, (x, y)) in enumerate((guides or {}).items()):
-        x, y = _pair(label, x, y)
+    for i, (label, (x_given, y_given)) in enumerate((guides or {}).items()):
+        x, y = _pair(label, x_given, y_given)
         keep = np.isfinite(y) & (y > 0) & (x > 0)
         ax.loglog(x[keep], y[keep], linestyle=styles[i % 4], color="0.4", lw=1, label=label)
-    for label, (x, y) in (marks or {}).items():
-        ax.loglog([x], [y], "o", ms=7, mfc="none", label=label)
+    for label, (x_mark, y_mark) in (marks or {}).items():
+        ax.loglog([x_mark], [y_mark], "o", ms=7, mfc="none", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

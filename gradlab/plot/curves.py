@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _xy(curve) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +36,8 @@ def plot_curves(
     ylabel: str = "loss",
     logy: bool = False,
     hline: tuple[float, str] | None = None,
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Plot named curves (loss against step) on one axes and return the figure.
 
     A curve that reaches ``inf``/``nan`` (a diverged run) is drawn up to its last finite value and

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def plot_densities(
@@ -16,8 +21,8 @@ def plot_densities(
     components: Mapping[str, Sequence[float]] | None = None,
     title: str = "",
     xlabel: str = "x",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """The empirical distribution of integer ``data`` as bars, each model's ``p(x)`` as a step line.
 
     Args:
@@ -45,8 +50,8 @@ def plot_densities(
         ("components", components or {}, dict(linewidth=0.9, linestyle="--", alpha=0.8)),
         ("densities", densities, dict(linewidth=1.8)),
     ):
-        for label, p in group.items():
-            p = np.asarray(p, dtype=float)
+        for label, given in group.items():
+            p = np.asarray(given, dtype=float)
             if p.shape != (d,):
                 raise ValueError(f"{name}[{label!r}] must have shape ({d},); got {p.shape}")
             ax.step(support, p, where="mid", label=label, **style)

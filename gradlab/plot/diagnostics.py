@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes, pyplot
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
-def plot_fits(x, y, fits: Mapping[str, np.ndarray], *, title: str = "", ax=None):
+
+def plot_fits(
+    x: ArrayLike,
+    y: ArrayLike,
+    fits: Mapping[str, np.ndarray],
+    *,
+    title: str = "",
+    ax: Axes | None = None,
+) -> Figure:
     """Scatter ``(x, y)``; draw each model's predictions ``{label: yhat}`` as a line over ``x``."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.ndim != 1 or x.shape != y.shape:
@@ -31,7 +44,13 @@ def plot_fits(x, y, fits: Mapping[str, np.ndarray], *, title: str = "", ax=None)
     return fig
 
 
-def plot_residuals(fitted, residuals, *, x=None, title: str = "Residual diagnostics"):
+def plot_residuals(
+    fitted: ArrayLike,
+    residuals: ArrayLike,
+    *,
+    x: ArrayLike | None = None,
+    title: str = "Residual diagnostics",
+) -> Figure:
     """Four panels: residuals against fitted values, against ``x`` (or the index), their
     histogram, and a normal Q-Q plot.
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import pyplot
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
+
 
 def plot_landscape(
-    xs,
-    ys,
+    xs: ArrayLike,
+    ys: ArrayLike,
     Z,
     *,
     paths: Mapping[str, np.ndarray] | None = None,
@@ -21,7 +26,7 @@ def plot_landscape(
     title: str = "",
     levels: int = 30,
     surface: bool = False,
-):
+) -> Figure:
     """Contour of ``Z`` over the grid ``xs x ys``, with paths and marked points drawn on it.
 
     Args:

@@ -21,11 +21,19 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradlab import _validate as v
 from gradlab.plot._mpl import new_axes, pyplot, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from gradlab import SweepResult
 
 
 def _column(result, name: str) -> np.ndarray:
@@ -45,7 +53,9 @@ REPLICATE_AXES = ("seed",)
 MAX_PANELS = 36
 
 
-def facet_names(result, shown: str, facet: str | Sequence[str] | None, ax) -> tuple[str, ...]:
+def facet_names(
+    result: SweepResult, shown: str, facet: str | Sequence[str] | None, ax
+) -> tuple[str, ...]:
     """The grid names that split the figure into panels (see the module docstring)."""
     names = tuple(result.grid.names)
     if facet is None:
@@ -65,7 +75,7 @@ def facet_names(result, shown: str, facet: str | Sequence[str] | None, ax) -> tu
     return facet
 
 
-def facet_panels(result, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
+def facet_panels(result: SweepResult, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
     """``(fig, [(axes, row mask, panel title), ...])``: one panel per combination of ``facet``."""
     n = len(result)
     if not facet:
@@ -107,7 +117,7 @@ def facet_panels(result, facet: tuple[str, ...], ax, panel_size=(5.0, 3.6)):
 
 def _legend_outside(fig, panels) -> None:
     """One legend for every panel's labelled artists, right of the panels, clear of the data."""
-    entries = {}
+    entries: dict[str, Any] = {}
     for axis, _, _ in panels:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)
@@ -123,16 +133,16 @@ def _legend_outside(fig, panels) -> None:
 
 
 def plot_sweep_curves(
-    result,
+    result: SweepResult,
     *,
     hparam: str = "lr",
     metric: str = "loss",
     logy: bool = True,
     facet: str | Sequence[str] | None = None,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """One history curve per configuration, coloured by ``hparam`` on a log colour scale, one
     panel per value of every other grid axis; diverged runs dashed (drawn up to their last finite
     value).
@@ -209,7 +219,7 @@ def _axis_values(result, name):
 
 
 def plot_sweep_heatmap(
-    result,
+    result: SweepResult,
     x: str = "lr",
     y: str = "l2",
     *,
@@ -217,9 +227,9 @@ def plot_sweep_heatmap(
     reduce: str = "mean",
     log: bool = True,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Final ``metric`` over the grid of ``x`` by ``y`` as a heatmap; cells with a diverged run
     are grey and marked with a cross.
 
@@ -230,9 +240,13 @@ def plot_sweep_heatmap(
     Returns:
       The matplotlib figure.
     """
-    reducers = {"mean": np.mean, "median": np.median, "min": np.min, "max": np.max}
-    if reduce not in reducers:
-        raise ValueError(f"reduce must be one of {sorted(reducers)}; got {reduce!r}")
+    reducers: dict[str, Callable[..., Any]] = {
+        "mean": np.mean,
+        "median": np.median,
+        "min": np.min,
+        "max": np.max,
+    }
+    v.check_choice("reduce", reduce, sorted(reducers))
     if x == y:
         raise ValueError(f"x and y must be two different grid names; got {x!r} twice")
     xc, xs = _axis_values(result, x)
@@ -259,8 +273,8 @@ def plot_sweep_heatmap(
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
     mesh = ax.imshow(np.ma.masked_invalid(Z), origin="lower", aspect="auto", cmap=cmap, norm=norm)
     fig.colorbar(mesh, ax=ax, label=f"final {metric} ({reduce})")
-    iy, ix = np.nonzero(D)
-    ax.scatter(ix, iy, marker="x", color="red", s=40, label="diverged")
+    rows, cols = np.nonzero(D)
+    ax.scatter(cols, rows, marker="x", color="red", s=40, label="diverged")
     ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs], rotation=60, fontsize=7)
     ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys], fontsize=7)
     ax.set_xlabel(x)
@@ -271,16 +285,16 @@ def plot_sweep_heatmap(
 
 
 def plot_divergence_frontier(
-    result,
+    result: SweepResult,
     bound: float | None = None,
     *,
     hparam: str = "lr",
     metric: str = "loss",
     facet: str | Sequence[str] | None = None,
     title: str = "",
-    ax=None,
+    ax: Axes | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Final ``metric`` against ``hparam`` (log axis), diverged runs as red crosses on top, the
     empirical frontier shaded, and the stability bound ``2 / lambda_max`` of eq. (1) as a
     vertical line; one panel (one frontier) per value of every other grid axis.

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradlab.plot._mpl import new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def plot_weights(
@@ -16,8 +21,8 @@ def plot_weights(
     title: str = "Model weights",
     xlabel: str = "feature",
     ylabel: str = "weight",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Grouped bars: one group per feature, one bar per model (seed 000's comparison chart).
 
     Args:
@@ -59,8 +64,8 @@ def plot_bars(
     ylabel: str = "",
     logy: bool = False,
     annotate: str = "{:.3g}",
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """One bar per label (a timing table, a metric per model), each annotated with its value."""
     if not isinstance(values, Mapping) or not values:
         raise ValueError("values must be a non-empty mapping label -> number")

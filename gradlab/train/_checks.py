@@ -87,8 +87,7 @@ def check_params(params0: PyTree) -> None:
     leaves = jax.tree.leaves(params0)
     if not leaves:
         raise ValueError("params0 must hold at least one array leaf; got an empty pytree")
-    for path, x in jax.tree_util.tree_leaves_with_path(params0):
-        name = "params0" + jax.tree_util.keystr(path)
+    for name, x in zip(v.leaf_names(params0, "params0"), leaves, strict=True):
         v.check_floating(name, x)
         v.check_finite(name, x)
 
@@ -125,8 +124,7 @@ def check_optimizer(optimizer: Any, params0: PyTree) -> None:
 
 
 def check_batching(batch_size: Any, sampling: Any, key: Any, n: int | None) -> int | None:
-    if sampling not in SAMPLING:
-        raise ValueError(f"sampling must be one of {SAMPLING}; got {sampling!r}")
+    v.check_choice("sampling", sampling, SAMPLING)
     if batch_size is None:
         return None
     batch_size = v.static_int("batch_size", batch_size, low=1)
@@ -165,8 +163,7 @@ def check_bound(divergence_bound: Any) -> None:
 
 
 def check_precision(precision: Any) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    v.check_choice("precision", precision, PRECISIONS)
     return precision
 
 

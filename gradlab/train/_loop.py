@@ -69,7 +69,8 @@ def step(pb: Problem, s: Carry) -> tuple[Carry, jax.Array]:
     spec, cfg = pb.spec, pb.spec.cfg
     active = ~(s.stopped | s.diverged | pb.frozen)
     batched = cfg.batch_size is not None
-    if batched:
+    if cfg.batch_size is not None:
+        assert pb.key is not None and cfg.n is not None  # set with batch_size (make_problem)
         idx = _batching.sampler(cfg.sampling)(pb.key, s.step, cfg.n, cfg.batch_size)
         g = _gradient(spec, s.params, _batching.take(pb.data, idx))  # (1) on B_t
     else:
@@ -89,6 +90,7 @@ def step(pb: Problem, s: Carry) -> tuple[Carry, jax.Array]:
     accept = active & ~bad
     stall, stopped = s.stall, s.stopped
     if cfg.patience is not None:
+        assert pb.tol is not None  # set with patience (make_problem)
         small = (s.loss - new_loss) < pb.tol  # (4)
         stall = jnp.where(accept, jnp.where(small, stall + 1, 0), stall)
         stopped = stopped | (accept & (stall >= cfg.patience))

@@ -5,6 +5,13 @@ at its own tuned step, and the ratio grows with the dimension."""
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+# The repro's projected gradient descent uses optax.projections.projection_simplex, which
+# divides a float by an int64 index range inside optax: strict dtype promotion refuses it.
+pytestmark = pytest.mark.standard_dtypes(
+    "optax.projections.projection_simplex: float64 with int64 inside optax"
+)
 
 
 def test_tuning_is_fair_every_chosen_step_is_inside_the_grid(result):

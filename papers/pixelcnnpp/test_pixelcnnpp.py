@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The repro fits the mixture with optax.adam, whose bias correction computes float ** int32
+# inside optax: strict dtype promotion refuses it.
+pytestmark = pytest.mark.standard_dtypes("optax.adam: float ** int32 inside optax")
+
 
 def test_naive_form_breaks_where_gradlab_does_not(result):
     (c,) = result["checks"]

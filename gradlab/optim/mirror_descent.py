@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import optax
 
 from gradlab import _validate as v
-from gradlab.optim._common import check_hyperparam, leaf_names
+from gradlab.optim._common import check_hyperparam
 from gradlab.optim._learning_rate import carrying
 
 ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
@@ -56,13 +56,13 @@ class ExponentiatedGradientState(NamedTuple):
       log_params: :math:`\\ell = \\log\\theta`, same tree as the params, eq. (3).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # optax names its step counters count
     log_params: optax.Params
 
 
 def _check_on_simplex(params) -> None:
     leaves = jax.tree.leaves(params)
-    for name, leaf in zip(leaf_names(params), leaves, strict=True):
+    for name, leaf in zip(v.leaf_names(params, "params"), leaves, strict=True):
         v.check_floating(name, leaf)
         if leaf.ndim == 0:
             raise ValueError(
