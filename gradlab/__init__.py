@@ -40,9 +40,6 @@ from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"
 
-# Tracebacks and pytest name the exception where users import it: gradlab.GradientMismatch.
-GradientMismatch.__module__ = "gradlab"
-
 __all__ = [
     "GradReport",
     "GradientMismatch",
