@@ -176,11 +176,9 @@ def _table(rows) -> str:
         "hessian/hvp",
         "verdict",
     )
-    rows = [head, *rows]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
-    lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from gradlab.check._table import format_table
+
+    return "\n".join(format_table([head, *rows], rule=True))
 
 
 def _check_registry(args) -> int:
@@ -245,6 +243,7 @@ def _search_registry(names, n: int, dump: dict) -> bool:
     import jax.numpy as jnp
 
     from gradlab.check import search_grad
+    from gradlab.check._table import format_table
     from gradlab.derivations import REGISTRY
 
     rows, ok = [], True
@@ -260,10 +259,8 @@ def _search_registry(names, n: int, dump: dict) -> bool:
         if not rep.ok:
             print(f"--- {name} search\n{rep}\n")
     head = ("derivation", "inputs", "disagree", "out of domain", "inputs/s", "search")
-    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     print(f"\nsearch: hand vs autodiff over {n} sampled inputs each (make_args), kinks refereed")
-    for r in [head, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print("\n".join(format_table([head, *rows], rule=True)))
     return ok
 
 
