@@ -51,3 +51,16 @@ def test_valid_inputs_keep_their_verdict():
     assert report.ok
     ok = gradlab.check_grad(sm.softmax_nll, sm.softmax_nll_grad, THETA, jnp.array([0, 2, 1]))
     assert ok.ok
+
+
+def test_a_loss_that_cannot_run_eagerly_is_reported_with_the_traced_message():
+    from gradlab import _validate
+
+    def loss(params, x):
+        if _validate.is_concrete(x):
+            raise RuntimeError("this loss only runs traced")
+        sm.check_data("x", x, 3)
+        return sm.softmax_nll(params, x)
+
+    with pytest.raises(gradlab.InvalidValueError, match=r"^check_grad: x must lie in the support"):
+        gradlab.check_grad(loss, sm.softmax_nll_grad, THETA, jnp.array([0, 5]))

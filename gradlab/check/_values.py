@@ -63,4 +63,6 @@ def check_values(loss: Callable, args: tuple, where: str = "check_grad: ") -> No
         loss(*args)  # the same checks on concrete values raise with the first bad entry
     except ValueError as err:
         raise _validate.InvalidValueError(f"{where}{err}") from err
+    except Exception:  # noqa: BLE001, S110 - not runnable eagerly: the traced message below
+        pass
     verdict.raise_if_bad(where)
