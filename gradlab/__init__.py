@@ -51,9 +51,6 @@ from gradlab.train import EarlyStop, FitResult, fit, stability
 
 __version__ = "0.1.0"
 
-# Tracebacks and pytest name the exception where users import it: gradlab.GradientMismatch.
-GradientMismatch.__module__ = "gradlab"
-
 # Every subpackage and public module is listed; the sweep package is gradlab.sweeps, since
 # gradlab.sweep is the function.
 __all__ = [

@@ -4,6 +4,7 @@ float32, fast mode, the report's table and JSON, and bad input."""
 from __future__ import annotations
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,18 @@ def test_relative_1e6_error_on_one_element_is_caught_and_located(data):
     assert [(v.kind, v.path, v.count) for v in report.verdicts] == [(Finding.HAND_BUG, "['w']", 1)]
     with pytest.raises(GradientMismatch, match=r"\['w'\]"):
         assert_grad(loss_tree, grad_tree_bug, *data)
+
+
+def test_assert_grad_reads_like_pytest_one_line_then_the_table(data):
+    with pytest.raises(GradientMismatch) as info:
+        assert_grad(loss_tree, grad_tree_bug, *data)
+    first, rest = str(info.value).split("\n", 1)
+    assert re.fullmatch(
+        r"\['w'\]: 1 of \d+ elements? differs?, worst \['w'\]\[2\] rel err .*", first
+    )
+    assert str(info.value.report) in rest
+    assert type(info.value).__module__ == "gradlab"
+    assert info.typename == "GradientMismatch" and "gradlab.GradientMismatch" in info.exconly()
 
 
 def test_to_dict_is_json_safe_with_the_issue_keys(data):

@@ -122,3 +122,57 @@ def test_user_value_and_grad_function(user_module, capsys):
     assert main(["check", *ref, "--value-and-grad"]) == 0
     assert "ok" in capsys.readouterr().out
     assert main(["check", *ref]) == 2  # a (value, gradient) pair is not the parameters' tree
+
+
+SEED001 = "tests/fixtures/seeds/seed001.ipynb"
+
+
+def test_a_notebook_target_is_audited_and_its_blame_printed(capsys, monkeypatch, request):
+    monkeypatch.chdir(request.config.rootpath)
+    assert main(["check", f"{SEED001}:LinearModel.backward"]) == 1
+    out = capsys.readouterr().out
+    assert "LinearModel.backward <- Loss.__call__: WRONG" in out
+    assert "blame: term 'l1'" in out and "blame: term 'l2'" in out
+
+
+def _one_line_error(capsys, prefix="gradlab check: ") -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_usage_errors_exit_two_in_one_line_without_traceback(user_module, capsys):
+    good = ["cli_user_mod:loss", "cli_user_mod:grad"]
+    assert main(["check", "no_such_mod:loss", "no_such_mod:grad", "--args", "x.npz"]) == 2
+    assert "no module named 'no_such_mod'" in _one_line_error(capsys)
+    assert main(["check", *good, "--args", "missing.npz"]) == 2
+    assert "missing.npz: no such file" in _one_line_error(capsys)
+    args = ["--args", "cli_user_mod:make_args"]
+    assert main(["check", *good, *args, "--json", str(user_module / "nodir" / "o.json")]) == 2
+    assert "--json" in _one_line_error(capsys)
+    assert main(["check", *good, *args, "--precision", "high"]) == 2
+    assert "unrecognized arguments: --precision" in _one_line_error(capsys)
+    assert main(["check", "missing.ipynb:grad"]) == 2
+    _one_line_error(capsys)
+    assert main(["check", "no_such_derivation"]) == 2
+    assert "unknown derivation" in _one_line_error(capsys)
+
+
+def test_a_mismatch_exits_one(user_module, capsys):
+    args = ["cli_user_mod:loss", "cli_user_mod:grad_bug", "--args", "cli_user_mod:make_args"]
+    assert main(["check", *args]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_check_and_sweep_docstrings_are_plain_text_and_mode_has_help():
+    import argparse
+
+    from gradlab.cli import build_parser, check, sweep
+
+    for module in (check, sweep):
+        assert "``" not in module.__doc__ and ":math:" not in module.__doc__, module.__name__
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    mode = next(a for a in sub.choices["check"]._actions if "--mode" in a.option_strings)
+    assert mode.help and "fast" in mode.help

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from gradlab._headline import headline
 from gradlab.check import _blame, _compare, _differences, _scale, _witnesses
 from gradlab.check._differences import DEFAULT_FD_MEMORY_BUDGET
 from gradlab.check._fast import run_fast
@@ -26,14 +27,22 @@ from gradlab.check._precision import Checked, run_full
 from gradlab.check._problem import Names, Problem, build
 from gradlab.check._report import DtypeVerdict, GradReport
 from gradlab.check._settings import DEFAULT_DIRECTIONS, Settings
+from gradlab.check._values import check_values
 from gradlab.check._verdict import Finding, Verdict
 
 
 class GradientMismatch(AssertionError):
-    """Raised by :func:`assert_grad`; ``.report`` is the report, the message its table."""
+    """Raised by :func:`assert_grad`; ``.report`` is the report.
+
+    The message reads like pytest's own: one line naming the failing leaf, how many of its
+    elements differ and the worst with its relative error (``gradlab._headline``), then the
+    report's table.
+    """
+
+    __module__ = "gradlab"  # tracebacks and pytest name it where users import it
 
     def __init__(self, report: GradReport):
-        super().__init__("\n" + str(report))
+        super().__init__(f"{headline(report)}\n{report}")
         self.report = report
 
 
@@ -235,6 +244,11 @@ def check_grad(
       A :class:`GradReport`: ``.ok``, ``.verdicts`` (``Verdict`` records), ``str()`` a table,
       ``.to_dict()`` JSON-safe.
 
+    Raises:
+      InvalidValueError: ``loss(*args)`` fails one of its own value checks (a registered
+        derivation's simplex, positivity, support or finiteness check; ``check._values``): the
+        message names the check and the first bad entry.
+
     Examples:
       >>> import jax.numpy as jnp, gradlab
       >>> loss = lambda w: jnp.sum(w ** 3)
@@ -260,11 +274,13 @@ def check_grad(
             fd_elements,
         )  # fmt: skip
         problem = build(loss, grad, args, argnums, names, value_and_grad)
+        check_values(loss, problem.args)
         return run(problem, s)
 
 
 def assert_grad(loss, grad, *args, **kwargs) -> GradReport:
-    """:func:`check_grad`, raising :class:`GradientMismatch` (message: the report) unless ok.
+    """:func:`check_grad`, raising :class:`GradientMismatch` unless ok (message: one line
+    saying why, then the report).
 
     Returns:
       The report, when it is ok.

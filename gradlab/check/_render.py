@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from gradlab.check._report import GradReport, HessianReport, LeafReport
+from gradlab.check._table import format_table
 from gradlab.check._verdict import Finding, digits_to_show
 
 MAX_LISTED = 10
@@ -77,11 +78,7 @@ def _table(report: GradReport, indent: str) -> list[str]:
     ]
     for leaf in report.leaves:
         rows.extend(_leaf_rows(leaf))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return [
-        indent + "  " + "  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip()
-        for r in rows
-    ]
+    return format_table(rows, indent=indent + "  ")
 
 
 def _kinks(report: GradReport, indent: str) -> list[str]:

@@ -1,6 +1,6 @@
-"""``gradlab check``: the three-witness table for the registry, or a check of your own derivation.
+"""gradlab check: the three-witness table for the registry, or a check of your own derivation.
 
-Usage::
+Usage:
 
     gradlab check                         # every registered derivation, one row each
     gradlab check mse_mean l1 --float32   # some of them, in float32 (plus a float64 copy)
@@ -9,13 +9,20 @@ Usage::
     gradlab check mymod:loss mymod:loss_and_grad --args mymod:make_args --value-and-grad
     gradlab check mymod:f mymod:f_vjp --kind vjp --args mymod:make_args   # any function's rule
     gradlab check mymod:loss --kind rules --args mymod:make_args  # audit its custom rules
+    gradlab check nb.ipynb:LinearModel.backward   # one gradient in a notebook or script
 
-A user's derivation is two ``module:attribute`` references (the module is imported from the
-current directory or ``sys.path``; ``path/to/file.py:name`` works too). Its arguments come from
-``--args``: either ``module:function``, called with no arguments and returning the argument tuple
-(pytrees allowed), or an ``.npz`` file whose arrays are the positional arguments in order
-(``np.savez(path, *args)`` writes ``arr_0, arr_1, ...``; a key ``"0.w"`` puts the array at
-``args[0]["w"]``). The exit status is 1 on any mismatch, 0 when everything passes.
+A user's derivation is two module:attribute references (the module is imported from the
+current directory or sys.path; path/to/file.py:name works too). Its arguments come from --args:
+either module:function, called with no arguments and returning the argument tuple (pytrees
+allowed), or an .npz file whose arrays are the positional arguments in order
+(np.savez(path, *args) writes arr_0, arr_1, ...; a key "0.w" puts the array at args[0]["w"]).
+
+One target NOTEBOOK.ipynb:NAME or SCRIPT.py:NAME (no --args) audits that gradient where it is
+written, as gradlab audit --only NAME does: its loss, arguments and blame are found in the
+document.
+
+Exit status: 0 when everything passes, 1 on any mismatch, 2 on a usage error (an unknown name,
+a missing module, file or --args, an unwritable --json), in one line.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from gradlab.cli import UsageError
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -40,7 +49,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "targets",
         nargs="*",
-        help="registered derivation names (default: all), or LOSS GRAD as module:attribute",
+        help="registered derivation names (default: all), LOSS GRAD as module:attribute, or "
+        "one NOTEBOOK.ipynb:NAME / SCRIPT.py:NAME to audit",
     )
     p.add_argument("--args", help="module:function returning the argument tuple, or an .npz file")
     p.add_argument("--argnums", type=int, default=0, help="argument to differentiate (default 0)")
@@ -52,7 +62,13 @@ def add_parser(subparsers) -> None:
         "function F, or a gradient whose own derivative is checked (grad2); 'rules' takes one "
         "target FN and audits every custom_jvp/custom_vjp rule inside it",
     )
-    p.add_argument("--mode", choices=("full", "fast"), default="full")
+    p.add_argument(
+        "--mode",
+        choices=("full", "fast"),
+        default="full",
+        help="full: every element against finite differences (default); fast: a few random "
+        "directions per leaf through JVPs, a failing leaf rerun in full to localize it",
+    )
     p.add_argument(
         "--value-and-grad",
         action="store_true",
@@ -75,12 +91,12 @@ def add_parser(subparsers) -> None:
 def _resolve(ref: str):
     """``module:attr`` or ``file.py:attr`` to the object."""
     if ":" not in ref:
-        raise ValueError(f"expected module:attribute (e.g. mymod:loss); got {ref!r}")
+        raise UsageError(f"expected module:attribute (e.g. mymod:loss); got {ref!r}")
     mod, attr = ref.rsplit(":", 1)
     if mod.endswith(".py"):
         path = Path(mod)
         if not path.is_file():
-            raise ValueError(f"{ref!r}: no file {path}")
+            raise UsageError(f"{ref!r}: no file {path}")
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
@@ -88,11 +104,19 @@ def _resolve(ref: str):
     else:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
-        module = importlib.import_module(mod)
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name is None or not mod.startswith(err.name):
+                raise  # the module exists but imports something missing: its own one-line error
+            raise UsageError(
+                f"{ref!r}: no module named {err.name!r} (imported from the current directory or "
+                "sys.path)"
+            ) from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"{ref!r}: {mod} has no attribute {part!r}")
+            raise UsageError(f"{ref!r}: {mod} has no attribute {part!r}")
         obj = getattr(obj, part)
     return obj
 
@@ -102,6 +126,8 @@ def load_args(spec: str) -> tuple:
     import numpy as np
 
     if spec.endswith(".npz"):
+        if not Path(spec).is_file():
+            raise UsageError(f"--args {spec}: no such file")
         data = np.load(spec)
         args: dict[int, object] = {}
         for key in data.files:
@@ -150,11 +176,9 @@ def _table(rows) -> str:
         "hessian/hvp",
         "verdict",
     )
-    rows = [head, *rows]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
-    lines = ["  ".join(s.ljust(w) for s, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from gradlab.check._table import format_table
+
+    return "\n".join(format_table([head, *rows], rule=True))
 
 
 def _check_registry(args) -> int:
@@ -166,11 +190,7 @@ def _check_registry(args) -> int:
     names = args.targets or list(REGISTRY)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        print(
-            f"gradlab check: unknown derivation(s) {unknown}; registered: {sorted(REGISTRY)}",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"unknown derivation(s) {unknown}; registered: {sorted(REGISTRY)}")
     dtypes = [jnp.float64] + ([jnp.float32] if args.float32 else [])
     rows, dump, ok = [], {}, True
     t0 = time.perf_counter()
@@ -223,6 +243,7 @@ def _search_registry(names, n: int, dump: dict) -> bool:
     import jax.numpy as jnp
 
     from gradlab.check import search_grad
+    from gradlab.check._table import format_table
     from gradlab.derivations import REGISTRY
 
     rows, ok = [], True
@@ -238,10 +259,8 @@ def _search_registry(names, n: int, dump: dict) -> bool:
         if not rep.ok:
             print(f"--- {name} search\n{rep}\n")
     head = ("derivation", "inputs", "disagree", "out of domain", "inputs/s", "search")
-    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     print(f"\nsearch: hand vs autodiff over {n} sampled inputs each (make_args), kinks refereed")
-    for r in [head, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print("\n".join(format_table([head, *rows], rule=True)))
     return ok
 
 
@@ -250,7 +269,7 @@ def _check_user(args) -> int:
 
     loss, grad = (_resolve(t) for t in args.targets)
     if args.args is None:
-        raise ValueError("checking your own derivation needs --args (module:function or .npz)")
+        raise UsageError("checking your own derivation needs --args (module:function or .npz)")
     fargs = load_args(args.args)
     if args.kind != "grad":
         from gradlab.cli.check_vector import check_kind
@@ -270,9 +289,46 @@ def _check_user(args) -> int:
     return 0 if report.ok else 1
 
 
+def _check_audit(args) -> int:
+    """One ``NOTEBOOK.ipynb:NAME`` / ``SCRIPT.py:NAME``: ``gradlab.audit.audit_target``."""
+    from gradlab.audit import audit_target
+
+    if args.args is not None:
+        raise UsageError(
+            f"{args.targets[0]} is audited where it is written (its arguments come from the "
+            "document); --args applies to LOSS GRAD"
+        )
+    report = audit_target(args.targets[0])
+    print("\n".join(report.lines(verbose=args.verbose)))
+    _write_json(args.json, report.to_dict())
+    return 0 if report.ok else 1
+
+
+def _is_document_target(targets) -> bool:
+    path, sep, _ = targets[0].rpartition(":") if len(targets) == 1 else ("", "", "")
+    return bool(sep) and path.endswith((".ipynb", ".py"))
+
+
+def _check_json_writable(path) -> None:
+    """Refuse an unwritable ``--json`` before any work (the reports would be lost)."""
+    if not path:
+        return
+    target = Path(path)
+    existed = target.exists()
+    try:
+        with target.open("a"):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"--json {path}: cannot write it ({err.strerror}); the reports would be lost"
+        ) from None
+    if not existed:
+        target.unlink()
+
+
 def _write_json(path, data) -> None:
     if path:
-        Path(path).write_text(json.dumps(data, indent=2, allow_nan=False))
+        Path(path).write_text(json.dumps(data, indent=2, allow_nan=False, default=str))
         print(f"wrote {path}")
 
 
@@ -280,18 +336,19 @@ def run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    try:
-        if args.kind == "rules":
-            from gradlab.cli.check_vector import audit
+    _check_json_writable(args.json)
+    if args.kind == "rules":
+        from gradlab.cli.check_vector import audit
 
-            return audit(args, _resolve, load_args, _write_json)
-        if len(args.targets) == 2 and all(":" in t for t in args.targets):
-            return _check_user(args)
-        if any(":" in t for t in args.targets):
-            raise ValueError("give exactly two module:attribute targets: LOSS GRAD")
-        if args.args:
-            raise ValueError("--args applies to a user's LOSS GRAD, not to registry names")
-        return _check_registry(args)
-    except (ValueError, TypeError) as err:
-        print(f"gradlab check: error: {err}", file=sys.stderr)
-        return 2
+        return audit(args, _resolve, load_args, _write_json)
+    if args.kind == "grad" and _is_document_target(args.targets):
+        return _check_audit(args)
+    if len(args.targets) == 2 and all(":" in t for t in args.targets):
+        return _check_user(args)
+    if any(":" in t for t in args.targets):
+        raise UsageError(
+            "give exactly two module:attribute targets LOSS GRAD, or one NOTEBOOK.ipynb:NAME"
+        )
+    if args.args:
+        raise UsageError("--args applies to a user's LOSS GRAD, not to registry names")
+    return _check_registry(args)

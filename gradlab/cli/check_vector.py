@@ -30,11 +30,12 @@ def audit(args, resolve: Callable, load_args: Callable, write_json: Callable) ->
     cannot differentiate is reported unchecked (exit 1), never passed.
     """
     from gradlab.check import audit_rules
+    from gradlab.cli import UsageError
 
     if len(args.targets) != 1 or ":" not in args.targets[0]:
-        raise ValueError("--kind rules takes one module:attribute target: the function FN")
+        raise UsageError("--kind rules takes one module:attribute target: the function FN")
     if args.args is None:
-        raise ValueError("--kind rules needs --args (module:function or .npz)")
+        raise UsageError("--kind rules needs --args (module:function or .npz)")
     fn = resolve(args.targets[0])
     report = audit_rules(fn, *load_args(args.args), argnums=args.argnums, mode=args.mode)
     print(report)

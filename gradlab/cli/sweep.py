@@ -1,33 +1,31 @@
-"""``gradlab sweep FILE.py[:NAME] [--set NAME=VALUES ...] [--out DIR]``: run a sweep from a file.
+"""gradlab sweep FILE.py[:NAME] [--set NAME=VALUES ...] [--out DIR]: run a sweep from a file.
 
-The sweep file convention. ``FILE.py`` is a Python file (imported by path) exposing either
+The sweep file convention. FILE.py is a Python file (imported by path) exposing either
 
-* ``SWEEP = dict(train=..., grid=..., **options)``, or
-* ``make_sweep() -> dict`` with the same keys (build data lazily, e.g. only when run),
+  SWEEP = dict(train=..., grid=..., **options), or
+  make_sweep() -> dict with the same keys (build data lazily, e.g. only when run),
 
-and ``FILE.py:NAME`` picks another such dict or function. Keys: ``train`` (a pure
-``train(hparams, key)``, usually a ``gradlab.fit`` call) and ``grid`` (name -> values) are
-required; ``combine``, ``lane_block``, ``chunk_size``, ``precision``, ``memory_budget`` go to
-``gradlab.sweep``; ``plots`` (optional) is a dict with ``bound`` (the stability bound drawn on
-the frontier), ``color`` (the curves' colour name, default ``"lr"``) and ``heatmap`` (a pair of
-grid names). ``experiments/sweeps/linreg_lr.py`` is an example.
+and FILE.py:NAME picks another such dict or function. Keys: train (a pure train(hparams, key),
+usually a gradlab.fit call) and grid (name -> values) are required; combine, lane_block,
+chunk_size, precision, memory_budget go to gradlab.sweep; plots (optional) is a dict with bound
+(the stability bound drawn on the frontier), color (the curves' colour name, default "lr") and
+heatmap (a pair of grid names). experiments/sweeps/linreg_lr.py is an example.
 
-``--set NAME=VALUES`` replaces one grid entry (repeatable), in a small syntax read without
-``eval``: a number (``0.1``), a comma list (``0.001,0.01,0.05``), ``logspace(a,b,n)``
-(:math:`10^a \\dots 10^b`), ``linspace(a,b,n)``, ``range(n)``, ``range(a,b)``, ``range(a,b,s)``.
+--set NAME=VALUES replaces one grid entry (repeatable), in a small syntax read without eval: a
+number (0.1), a comma list (0.001,0.01,0.05), logspace(a,b,n) (10^a ... 10^b, n values),
+linspace(a,b,n), range(n), range(a,b), range(a,b,s).
 
-The results folder (``--out``, default ``results/sweeps/<file>[-<NAME>]``) receives
-``table.csv``, ``table.json`` and the figures (``curves.png``, ``frontier.png``,
-``heatmap.png``, when they apply); it is checked for writing before the sweep starts.
-``--checkpoint`` keeps a checkpoint in ``<out>/checkpoint``: rerunning the same command after an
-interruption (Ctrl-C, a kill, a crash) resumes it. A rerun after ``train``, its data, the grid
-or the precision changed is refused with what changed; ``--fresh`` discards the checkpoint and
-starts over.
+The results folder (--out, default results/sweeps/<file>[-<NAME>]) receives table.csv,
+table.json and the figures (curves.png, frontier.png, heatmap.png, when they apply); it is
+checked for writing before the sweep starts. --checkpoint keeps a checkpoint in
+<out>/checkpoint: rerunning the same command after an interruption (Ctrl-C, a kill, a crash)
+resumes it. A rerun after train, its data, the grid or the precision changed is refused with
+what changed; --fresh discards the checkpoint and starts over.
 
-``--set`` values are stored in the table exactly as typed (``0.1`` is the float64 0.1) and given
-to ``train`` in the dtype jax computes in; a value that dtype cannot hold (``1e39`` or ``1e-50``
-in float32, a seed ``2**32`` in int32) is refused. Exit statuses: 0 done, 2 a usage error (one
-line), 3 an internal error, 130 interrupted.
+--set values are stored in the table exactly as typed (0.1 is the float64 0.1) and given to
+train in the dtype jax computes in; a value that dtype cannot hold (1e39 or 1e-50 in float32, a
+seed 2**32 in int32) is refused. Exit statuses: 0 done, 2 a usage error (one line), 3 an
+internal error, 130 interrupted.
 """
 
 from __future__ import annotations

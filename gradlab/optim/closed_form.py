@@ -86,6 +86,8 @@ def _solvable(a: jax.Array) -> jax.Array:
 
 
 def _in_dtype(params: dict, dtype) -> dict:
+    """``params`` in the data's dtype as jax holds it (float64 data with x64 off is float32)."""
+    dtype = jax.dtypes.canonicalize_dtype(dtype)
     return jax.tree.map(lambda a: a.astype(dtype), params)
 
 
