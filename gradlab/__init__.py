@@ -49,7 +49,7 @@ from gradlab.optim import (
 from gradlab.sweeps import SweepResult, hypergrad_sweep, sweep, sweep_quadratic
 from gradlab.train import EarlyStop, FitResult, fit, stability
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Every subpackage and public module is listed; the sweep package is gradlab.sweeps, since
 # gradlab.sweep is the function.
