@@ -5,13 +5,14 @@ the vector checks and the custom-rule audit from the command line (called by
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 
 def check_kind(kind: str, f: Callable, rule: Callable, args: tuple, argnums: int, mode: str):
     """The report of ``check_vjp`` / ``check_jvp`` / ``check_jacobian`` / ``check_grad_of_grad``."""
     from gradlab.check import check_grad_of_grad, check_jacobian, check_jvp, check_vjp
 
-    checks = {
+    checks: dict[str, Callable[..., Any]] = {
         "vjp": check_vjp,
         "jvp": check_jvp,
         "jacobian": check_jacobian,
