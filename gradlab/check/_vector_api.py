@@ -23,8 +23,8 @@ from gradlab.check._vector_check import DEFAULT_BUDGET, Options, run
 from gradlab.check._vector_report import VectorReport
 
 
-def _options(mode, rtol, atol, key, directions, memory_budget, n_worst) -> Options:
-    return Options(mode, rtol, atol, _seed_of(key), directions, memory_budget, n_worst)
+def _options(mode, rtol, atol, key, directions, fd_memory_budget, n_worst) -> Options:
+    return Options(mode, rtol, atol, _seed_of(key), directions, fd_memory_budget, n_worst)
 
 
 def check_vjp(
@@ -39,7 +39,7 @@ def check_vjp(
     atol: float | None = None,
     key: Any = None,
     directions: int = 2,
-    memory_budget: int = DEFAULT_BUDGET,
+    fd_memory_budget: int = DEFAULT_BUDGET,
     n_worst: int = 3,
 ) -> VectorReport:
     r"""Check a hand VJP :math:`u \mapsto u^\top J` of ``f`` against autodiff and differences.
@@ -60,7 +60,7 @@ def check_vjp(
       rtol, atol: tolerances (default :math:`2^{12}\varepsilon` of the dtype, ``_compare``).
       key: seed (int or PRNG key) of the fast-mode probes.
       directions: probes per output leaf and per input leaf in fast mode.
-      memory_budget: bytes for ``lax.map`` chunks of probes and finite differences.
+      fd_memory_budget: bytes for ``lax.map`` chunks of probes and finite differences.
       n_worst: entries listed per block.
 
     Returns:
@@ -73,7 +73,7 @@ def check_vjp(
       >>> gradlab.check_vjp(f, lambda x, ct: 2.0 * jnp.cos(x) * ct, jnp.arange(3.0)).ok
       True
     """
-    opts = _options(mode, rtol, atol, key, directions, memory_budget, n_worst)
+    opts = _options(mode, rtol, atol, key, directions, fd_memory_budget, n_worst)
     opts = dataclasses.replace(opts, cotangents=cotangents)
     return run(Kind.VJP, f, vjp, args, argnums, reference, opts)
 
@@ -89,7 +89,7 @@ def check_jvp(
     atol: float | None = None,
     key: Any = None,
     directions: int = 2,
-    memory_budget: int = DEFAULT_BUDGET,
+    fd_memory_budget: int = DEFAULT_BUDGET,
     n_worst: int = 3,
 ) -> VectorReport:
     r"""Check a hand JVP :math:`t \mapsto J t` of ``f``, written as a ``custom_jvp`` rule.
@@ -100,7 +100,7 @@ def check_jvp(
         ``defjvp``: ``primals`` is ``args``; ``tangents`` holds the tangent at ``argnums`` and
         zeros elsewhere (``float0`` for integer arguments). ``primal_out`` must equal
         ``f(*args)`` (a rule out of step with ``f`` is an error).
-      *args, argnums, mode, reference, rtol, atol, key, directions, memory_budget, n_worst:
+      *args, argnums, mode, reference, rtol, atol, key, directions, fd_memory_budget, n_worst:
         as in :func:`check_vjp`.
 
     Returns:
@@ -112,7 +112,7 @@ def check_jvp(
       >>> gradlab.check_jvp(jnp.exp, jvp, jnp.arange(3.0)).ok
       True
     """
-    opts = _options(mode, rtol, atol, key, directions, memory_budget, n_worst)
+    opts = _options(mode, rtol, atol, key, directions, fd_memory_budget, n_worst)
     return run(Kind.JVP, f, jvp, args, argnums, reference, opts)
 
 
@@ -127,7 +127,7 @@ def check_jacobian(
     atol: float | None = None,
     key: Any = None,
     directions: int = 2,
-    memory_budget: int = DEFAULT_BUDGET,
+    fd_memory_budget: int = DEFAULT_BUDGET,
     n_worst: int = 3,
 ) -> VectorReport:
     """Check a hand Jacobian: ``jac(*args)`` is the pytree ``jax.jacobian(f, argnums)(*args)``
@@ -139,7 +139,7 @@ def check_jacobian(
       >>> gradlab.check_jacobian(jnp.sin, lambda x: jnp.diag(jnp.cos(x)), jnp.arange(3.0)).ok
       True
     """
-    opts = _options(mode, rtol, atol, key, directions, memory_budget, n_worst)
+    opts = _options(mode, rtol, atol, key, directions, fd_memory_budget, n_worst)
     return run(Kind.JACOBIAN, f, jac, args, argnums, reference, opts)
 
 
@@ -153,7 +153,7 @@ def check_rules(
     atol: float | None = None,
     key: Any = None,
     directions: int = 2,
-    memory_budget: int = DEFAULT_BUDGET,
+    fd_memory_budget: int = DEFAULT_BUDGET,
     n_worst: int = 3,
 ) -> VectorReport:
     """Check ``f``'s own custom rules: ``jax.vjp(f)`` (which runs every ``custom_jvp`` /
@@ -169,5 +169,5 @@ def check_rules(
       >>> gradlab.check_rules(f, jnp.arange(3.0)).ok
       True
     """
-    opts = _options(mode, rtol, atol, key, directions, memory_budget, n_worst)
+    opts = _options(mode, rtol, atol, key, directions, fd_memory_budget, n_worst)
     return run(Kind.OWN, f, None, args, argnums, reference, opts, getattr(f, "__name__", ""))
