@@ -131,7 +131,7 @@ def check_grad_tree(witness: str, got, params, argnums, leaves: list[Leaf]) -> l
     """
     want = jax.tree.structure(params)
     have = jax.tree.structure(got)
-    if want != have:
+    if want != have:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(
             f"{witness} returned a pytree with structure {have}, but {arg_name(argnums)} has "
             f"structure {want}; the gradient must have the parameters' structure"
@@ -187,5 +187,5 @@ def copies(tree) -> PyTree:
     return jax.tree.map(copy, tree)
 
 
-def index_of(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+def index_of(flat: int | np.integer, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()

@@ -119,9 +119,12 @@ def load_spec(target: str) -> tuple[dict, str]:
         raise FileNotFoundError(f"sweep file must be an existing .py file; got {path_s!r}")
     mod_name = f"_gradlab_sweep_{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:  # a .py file always has a loader; a guard for types
+        raise ImportError(f"cannot load {path_s!r} as a Python module")
+    loader = spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
-    _user_code(path, lambda: spec.loader.exec_module(module))
+    _user_code(path, lambda: loader.exec_module(module))
     if name:
         if not hasattr(module, name):
             raise AttributeError(f"{path_s} has no {name!r}")

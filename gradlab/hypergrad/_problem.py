@@ -88,7 +88,7 @@ def check_problem(problem: InnerProblem, hyperparams: PyTree, *, require_used: b
         raise ValueError(f"problem.loss must return a scalar; got {out}")
     if problem.l1 is not None:
         rho = jax.eval_shape(problem.l1, hyperparams)
-        if jax.tree.structure(rho) != jax.tree.structure(problem.params0):
+        if jax.tree.structure(rho) != jax.tree.structure(problem.params0):  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
             raise ValueError(
                 "problem.l1(hyperparams) must return a pytree shaped like params0 "
                 f"({jax.tree.structure(problem.params0)}); got {jax.tree.structure(rho)}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,9 @@ from gradlab.optim import fista_iterate
 from gradlab.train import fit
 
 PyTree = Any
-Optimizer = optax.GradientTransformation | Callable[[PyTree], optax.GradientTransformation]
+Optimizer: TypeAlias = (
+    optax.GradientTransformation | Callable[[PyTree], optax.GradientTransformation]
+)
 
 
 class UnrolledResult(NamedTuple):

@@ -209,7 +209,7 @@ class Checkpoint:
     # -- chunks ---------------------------------------------------------------------------------
 
     def _load_chunks(self) -> list[Chunk]:
-        chunks = []
+        chunks: list[Chunk] = []
         if not self.path.is_dir():  # a folder that could not be created (read-only parent)
             return chunks
         for p in sorted(self.path.iterdir()):
