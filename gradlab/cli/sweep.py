@@ -150,7 +150,8 @@ def load_spec(target: str) -> tuple[dict, str]:
 
 def apply_overrides(grid: Mapping, sets: list[str]) -> dict:
     """The grid with each ``--set`` applied: names must exist; values are kept as typed
-    (float64 or int64, see the module docstring); an integer entry takes only integers."""
+    (float64 or int64, see the module docstring); an integer entry takes only integers, and a
+    floating entry keeps its kind (``--set lr=0,2`` gives the float64 ``0.0, 2.0``)."""
     grid = dict(grid)
     for item in sets:
         name, values = parse_set(item)
@@ -159,6 +160,8 @@ def apply_overrides(grid: Mapping, sets: list[str]) -> dict:
         old = np.asarray(grid[name])
         if old.dtype.kind in "iu" and values.dtype.kind not in "iu":
             raise ValueError(f"--set {name}=...: {name!r} takes integers; got {values}")
+        if old.dtype.kind in "fc" and values.dtype.kind in "iu":
+            values = values.astype(np.float64)
         grid[name] = values
     return grid
 
