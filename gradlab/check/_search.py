@@ -311,7 +311,7 @@ def _check_problem(loss, grad, template, argnums):
     except Exception as err:
         raise ValueError(
             "search_grad runs every input as one lane of a jit(vmap) program, so grad must be "
-            f"traceable by jax; grad(*sampler(key)) failed to trace: {_witnesses._first_line(err)}"
+            f"traceable by jax; grad(*sampler(key)) failed to trace: {_witnesses.first_line(err)}"
         ) from err
     _tree.check_grad_tree("grad(*sampler(key))", hand, params, argnums, leaves)
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradlab._validate import path_name
+
 PyTree = Any
 
 
@@ -77,9 +79,9 @@ def leaf_paths(params, argnums) -> list[str]:
     for path, _ in flat:
         if isinstance(argnums, tuple):
             pos = path[0].idx  # the position inside the tuple of selected arguments
-            out.append(f"args[{argnums[pos]}]" + jax.tree_util.keystr(path[1:]))
+            out.append(path_name(f"args[{argnums[pos]}]", path[1:]))
         else:
-            out.append(jax.tree_util.keystr(path) or f"args[{argnums}]")
+            out.append(path_name("", path) or f"args[{argnums}]")
     return out
 
 

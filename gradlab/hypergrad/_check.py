@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from gradlab._validate import leaf_names
 from gradlab.hypergrad import _implicit as imp
 from gradlab.hypergrad import _problem
 from gradlab.hypergrad import _stationarity as st
@@ -61,7 +62,7 @@ def _flat(tree) -> tuple[float, ...]:
 def element_names(hyperparams: PyTree) -> tuple[str, ...]:
     names = []
     for name, leaf in zip(
-        _problem.leaf_names(hyperparams, "hyperparams"), jax.tree.leaves(hyperparams), strict=True
+        leaf_names(hyperparams, "hyperparams"), jax.tree.leaves(hyperparams), strict=True
     ):
         shape = np.shape(leaf)
         if shape == ():

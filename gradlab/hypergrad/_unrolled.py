@@ -74,7 +74,9 @@ def _resumed(optimizer: optax.GradientTransformation, state) -> optax.GradientTr
     return optax.GradientTransformation(lambda _: state, optimizer.update)
 
 
-def _iterate(params, state):
+def current_iterate(params: PyTree, state: optax.OptState) -> PyTree:
+    """FISTA's iterate :math:`x_k` when ``state`` holds one (its ``params`` are the extrapolated
+    point), else ``params``."""
     try:
         return fista_iterate(state)
     except ValueError:
@@ -105,7 +107,7 @@ def unroll(
     if rem:
         carry, d = jax.checkpoint(lambda c: run_block(c, rem))(carry)
         diverged = diverged | d
-    return _iterate(*carry), diverged
+    return current_iterate(*carry), diverged
 
 
 def unrolled_core(problem, val, hp, optimizer, steps: int, block: int) -> UnrolledResult:
