@@ -388,10 +388,7 @@ def _cached_spec(f, hand, kind, argnums, reference, budget, signature) -> Spec:
 
 
 def _validated(f, hand, kind, args, argnums, reference, budget) -> Spec:
-    out = _vector_problem.output_struct(f, tuple(args)) if callable(f) else None
-    m = sum(int(np.prod(o.shape, dtype=np.int64)) for o in jax.tree.leaves(out))
-    chunk = _vector_problem.chunk_for(tuple(args), 2 * m, budget)
-    return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, chunk)
+    return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, budget)
 
 
 def _build(f, hand, kind, args, argnums, reference, opts) -> Spec:

@@ -163,9 +163,10 @@ def spec(
     args: tuple,
     argnums,
     reference: Callable,
-    chunk: int,
+    budget_bytes: int,
 ) -> Spec:
-    """Validate everything and return the :class:`~gradlab.check._vector.Spec` of the check."""
+    """Validate everything (the inputs before ``f`` is traced) and return the
+    :class:`~gradlab.check._vector.Spec` of the check, its chunk from :func:`chunk_for`."""
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     if kind is not Kind.OWN and not callable(hand):
@@ -175,6 +176,8 @@ def spec(
     argnums = _tree.normalize_argnums(argnums, len(args))
     inputs = input_layout(args, argnums, argument_names(f, len(args)))
     out = output_struct(f, args)
+    m = sum(int(np.prod(o.shape, dtype=np.int64)) for o in jax.tree.leaves(out))
+    chunk = chunk_for(args, 2 * m, budget_bytes)
     outputs = _complex.layout(out, output_paths(out))
     if kind is Kind.JACOBIAN and (inputs.any_complex or outputs.any_complex):
         raise TypeError(
