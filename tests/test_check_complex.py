@@ -25,9 +25,10 @@ def test_jax_convention_gradient_of_real_loss_is_twice_d_dz(z):
 
 def test_real_loss_of_complex_input(z):
     f = lambda z: jnp.sum(jnp.abs(z) ** 2)  # noqa: E731  (non-holomorphic)
-    right = lambda z, ct: ct * 2.0 * jnp.conj(z)  # noqa: E731
+    right = lambda z, ct: ct.astype(z.dtype) * 2.0 * jnp.conj(z)  # noqa: E731
     assert check_vjp(f, right, z, mode="full").ok
-    torch_style = lambda z, ct: ct * 2.0 * z  # noqa: E731  2 dL/dz*, PyTorch's convention
+    # 2 dL/dz*, PyTorch's convention
+    torch_style = lambda z, ct: ct.astype(z.dtype) * 2.0 * z  # noqa: E731
     report = check_vjp(f, torch_style, z, mode="full")
     assert not report.ok
     assert [loc.kind for loc in report.locations] == [Finding.CONJUGATE]
@@ -46,14 +47,14 @@ def test_holomorphic_vjp_and_its_conjugate(z):
 
 
 def test_non_holomorphic_output_and_a_plain_bug(z):
-    w = jnp.asarray(np.linspace(0.5, 1.5, 4))
-    f = lambda z: jnp.conj(z) * w + jnp.real(z) ** 2  # noqa: E731
+    w = jnp.asarray(np.linspace(0.5, 1.5, 4), z.dtype)  # real values, complex dtype
+    f = lambda z: jnp.conj(z) * w + (jnp.real(z) ** 2).astype(z.dtype)  # noqa: E731
 
     def vjp(z, ct):  # d/dt Re<ct, f'(t)>: conj(z) -> conj(ct), Re(z)^2 -> 2 Re(z) Re(ct)
-        return jnp.conj(ct) * w + 2 * jnp.real(z) * jnp.real(ct)
+        return jnp.conj(ct) * w + (2 * jnp.real(z) * jnp.real(ct)).astype(z.dtype)
 
     assert check_vjp(f, vjp, z, mode="full").ok
-    bad = lambda z, ct: vjp(z, ct) + 1e-6 * jnp.real(ct)  # noqa: E731
+    bad = lambda z, ct: vjp(z, ct) + (1e-6 * jnp.real(ct)).astype(z.dtype)  # noqa: E731
     report = check_vjp(f, bad, z, mode="full")
     assert {loc.kind for loc in report.locations} == {Finding.HAND_BUG}
     assert {(loc.output, loc.input) for loc in report.locations} == {("out.real", "z.real")}

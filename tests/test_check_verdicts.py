@@ -52,7 +52,7 @@ def relu_grad(p, X, y, at_zero="active", bump=0.0):
     act = (pre >= 0) if at_zero == "active" else (pre > 0)
     h = jnp.where(act, pre, 0.0)
     r = 2 * (h @ p["w2"] - y) / X.shape[0]
-    gW1 = ((r[:, None] * act) * p["w2"][None, :]).T @ X
+    gW1 = ((r[:, None] * act.astype(r.dtype)) * p["w2"][None, :]).T @ X
     return {"W1": gW1.at[0, 0].add(bump), "w2": r @ h}
 
 

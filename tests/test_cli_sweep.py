@@ -130,7 +130,7 @@ def test_bad_files_exit_2(tmp_path, capsys):
 SMALL = (
     "import jax.numpy as jnp\n"
     "def train(hp, key):\n"
-    "    return {'loss': (hp['a'] - 1.0) ** 2 + 0.0 * hp['seed']}\n"
+    "    return {'loss': (hp['a'] - 1.0) ** 2 + 0.0 * hp['seed'].astype(hp['a'].dtype)}\n"
     "SWEEP = dict(train=train, grid={'a': [0.0, 1.0, 3.0], 'seed': [0]})\n"
 )
 
@@ -246,14 +246,15 @@ def test_real_ctrl_c_says_what_is_saved_without_a_traceback(tmp_path):
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     argv = [sys.executable, "-m", "gradlab.cli", "sweep", str(f), "--out", str(out)]
-    p = subprocess.Popen([*argv, "--checkpoint", "--no-progress"], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not list((out / "checkpoint").glob("rows_*.npz")):
-        assert p.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
-    err = p.stderr.read().decode()
-    assert p.wait(timeout=120) == 130
+    cmd = [*argv, "--checkpoint", "--no-progress"]
+    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE) as p:  # closes the pipe
+        deadline = time.monotonic() + 120
+        while not list((out / "checkpoint").glob("rows_*.npz")):
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=120) == 130
     saved = len(list((out / "checkpoint").glob("rows_*.npz"))) * 4
     assert err == (
         f"gradlab sweep: interrupted; {saved} rows saved in {out / 'checkpoint'}; "

@@ -140,6 +140,7 @@ def test_concurrent_sweeps_one_folder(tmp_path, whole):
     finally:
         holder.kill()  # SIGKILL: the kernel releases its lock
         holder.wait(timeout=60)
+        holder.stderr.close()  # an unclosed pipe is a ResourceWarning (an error here)
     with pytest.raises(ValueError, match="different sweep: since it was written, the grid"):
         sweep(TRAIN, other, checkpoint=ckpt, progress=_never, **KW)
     res = sweep(TRAIN, GRID, checkpoint=ckpt, progress=False, **KW)  # the holder's, resumed

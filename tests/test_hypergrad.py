@@ -77,8 +77,12 @@ def test_ridge_implicit_and_long_unroll_match_eigendecomposition(data):
         ridge_loss, jnp.zeros(D, jnp.float32), (X.astype(jnp.float32), y.astype(jnp.float32))
     )
     hp32 = {"lam": jnp.asarray(lam, jnp.float32)}
+
+    def solve32(h):  # the float64 solve of the float64 data, returned in float32
+        return solve({"lam": h["lam"].astype(X.dtype)}).astype(jnp.float32)
+
     res32 = implicit(f32, mse_val(Xv.astype(jnp.float32), yv.astype(jnp.float32)), hp32,
-                     solve=lambda h: solve(h).astype(jnp.float32), rtol=1e-4)  # fmt: skip
+                     solve=solve32, rtol=1e-4)  # fmt: skip
     assert res32.hypergrad["lam"].dtype == jnp.float32
     eps32 = float(jnp.finfo(jnp.float32).eps)
     assert float(res32.hypergrad["lam"]) == pytest.approx(want, rel=1e3 * eps32)

@@ -389,7 +389,7 @@ class TestChunkSize:
 class TestOutputTypes:
     def test_complex_column_is_refused_before_running(self, tmp_path):
         def train(hp, key):
-            return {"loss": hp["lr"] * (1 + 1j)}
+            return {"loss": jax.lax.complex(hp["lr"], hp["lr"])}  # lr (1 + 1j)
 
         with pytest.raises(TypeError, match="'loss' is complex.*real numbers"):
             sweep(train, {"lr": [0.1]}, checkpoint=tmp_path / "ck", progress=_never_called)

@@ -52,7 +52,8 @@ def mse(theta, X, y):
 def train(hp, key):
     """Seed 002's ``batch_gd`` as ``gradlab.fit`` with ``optax.sgd(lr)`` from zeros."""
     del key  # full batch
-    return gradlab.fit(mse, jnp.zeros(2, X.dtype), (X, Y), optax.sgd(hp["lr"]), STEPS)
+    lr = jnp.asarray(hp["lr"], X.dtype)  # --set gives float64 rates when x64 is on
+    return gradlab.fit(mse, jnp.zeros(2, X.dtype), (X, Y), optax.sgd(lr), STEPS)
 
 
 BOUND = float(gradlab.stability.max_stable_lr(mse, jnp.zeros(2, X.dtype), X, Y))

@@ -235,7 +235,7 @@ def audit_rules(
       An :class:`AuditReport`: ``.ok``, ``.rules`` (one :class:`RuleCheck` per call site, named
       by function name and source location), ``.failing`` (names), ``.whole``.
     """
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         with jax.enable_x64(True):
             return audit_rules(
                 fn,

@@ -47,7 +47,7 @@ RTOL_CAP = 1.0 / 16.0
 
 def default_rtol(dtype) -> float:
     """``2^12 eps`` of ``dtype``, eq. (1), at most ``RTOL_CAP``."""
-    return float(min(RTOL_EPS_FACTOR * jnp.finfo(dtype).eps, RTOL_CAP))
+    return min(RTOL_EPS_FACTOR * float(jnp.finfo(dtype).eps), RTOL_CAP)
 
 
 def check_tolerance(name: str, value) -> float | None:
@@ -96,7 +96,9 @@ def judge(
     return abs_err, rel_err, ok
 
 
-def referee(fd: np.ndarray, fd_err: np.ndarray, value: np.ndarray, scale: float, eps: float):
+def referee(
+    fd: np.ndarray, fd_err: np.ndarray, value: np.ndarray, scale: float | np.ndarray, eps: float
+) -> np.ndarray:
     """Elementwise: does ``value`` agree with the finite difference ``fd`` +- ``fd_err``? (3)."""
     value = np.asarray(value, np.float64)
     with np.errstate(all="ignore"):

@@ -53,7 +53,7 @@ def eps_of(dtype) -> float:
 
 def fd_dtype(dtype) -> np.dtype:
     """Finite differences run in float64 whenever x64 is enabled, else in the user's dtype."""
-    return np.dtype(jnp.float64) if jax.config.jax_enable_x64 else np.dtype(dtype)
+    return np.dtype(jnp.float64) if jax.config.read("jax_enable_x64") else np.dtype(dtype)
 
 
 def steps(x: np.ndarray, dtype) -> np.ndarray:
@@ -63,7 +63,7 @@ def steps(x: np.ndarray, dtype) -> np.ndarray:
 
 
 def richardson(
-    d_h: np.ndarray, d_half: np.ndarray, size: np.ndarray, eps: float, h: np.ndarray
+    d_h: np.ndarray, d_half: np.ndarray, size: np.ndarray, eps: float, h: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(R, delta)`` of eq. (2) from ``D(h)``, ``D(h/2)`` and the magnitude of the values
     differenced (``max |f|``); elementwise, pure."""
@@ -74,7 +74,7 @@ def richardson(
 
 
 def romberg(
-    d: tuple[np.ndarray, ...], size: np.ndarray, eps: float, h: np.ndarray
+    d: tuple[np.ndarray, ...], size: np.ndarray, eps: float, h: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(S, delta_S)`` of eq. (3) from the central differences ``D(h), D(h/2), D(h/4),
     D(h/8)``; elementwise, pure (two :func:`richardson` levels, then one more)."""
@@ -101,7 +101,7 @@ class FD:
     Attributes:
       values: ``(n, 4)`` loss values at ``x + h, x - h, x + h/2, x - h/2`` along each element.
       h: ``(n,)`` steps.
-      f0: ``f(x)``.
+      f0: ``f(x)``, or ``(n,)`` values when the rows come from different inputs.
       eps: epsilon of the dtype the differences were taken in.
       r: ``(n,)`` the extrapolated derivative (eq. (2), or (3) where refined).
       err: ``(n,)`` the error estimate of ``r``.
@@ -110,7 +110,7 @@ class FD:
 
     values: np.ndarray
     h: np.ndarray
-    f0: float
+    f0: float | np.ndarray
     eps: float
     r: np.ndarray
     err: np.ndarray
@@ -190,8 +190,8 @@ def chunk_size(args: tuple, n: int, budget_bytes: int) -> int:
 
 def differences(loss, args, argnums, f0: float, budget_bytes: int, idx=None) -> FD:
     """The witness for the raveled elements ``idx`` (default all), eq. (1)-(2)."""
-    x, _ = ravel_pytree(_tree.get_params(args, argnums))
-    x = np.asarray(x)
+    flat, _ = ravel_pytree(_tree.get_params(args, argnums))
+    x = np.asarray(flat)
     h = steps(x, x.dtype)
     idx = np.arange(x.size, dtype=np.int32) if idx is None else np.asarray(idx, np.int32)
     if idx.size == 0:
@@ -206,8 +206,8 @@ def refine(fd: FD, loss, args, argnums, where: np.ndarray, budget_bytes: int) ->
     idx = np.flatnonzero(where & ~fd.refined)
     if idx.size == 0:
         return fd
-    x, _ = ravel_pytree(_tree.get_params(args, argnums))
-    x = np.asarray(x)
+    flat, _ = ravel_pytree(_tree.get_params(args, argnums))
+    x = np.asarray(flat)
     h = steps(x, x.dtype)
     quarter = (h / 4).astype(x.dtype)
     chunk = chunk_size(args, idx.size, budget_bytes)
@@ -217,7 +217,7 @@ def refine(fd: FD, loss, args, argnums, where: np.ndarray, budget_bytes: int) ->
     )
     hh = fd.h[idx]
     size = np.maximum(np.abs(fd.values[idx]).max(axis=1), np.abs(fine).max(axis=1))
-    size = np.maximum(size, abs(fd.f0))
+    size = np.maximum(size, np.abs(fd.f0))
     d = (*central(fd.values[idx], hh), *central(fine, hh / 4))
     s, err = romberg(d, size, fd.eps, hh)
     r_new, err_new, ref = fd.r.copy(), fd.err.copy(), fd.refined.copy()

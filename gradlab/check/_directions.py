@@ -53,11 +53,11 @@ class Tests(NamedTuple):
     """A batch of tests: direction ``d`` on ``[lo, hi)``, or the unit vector at ``lo``
     (``unit``), each with its step ``h``."""
 
-    d: jax.Array
-    lo: jax.Array
-    hi: jax.Array
-    unit: jax.Array
-    h: jax.Array
+    d: jax.Array | np.ndarray
+    lo: jax.Array | np.ndarray
+    hi: jax.Array | np.ndarray
+    unit: jax.Array | np.ndarray
+    h: jax.Array | np.ndarray
 
 
 def direction(n: int, seed, t: Tests, dtype):

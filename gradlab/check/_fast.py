@@ -108,7 +108,7 @@ def _leaf_along(leaf, hand, v, jvp, fd, k, tol) -> tuple[LeafReport, int] | None
         return None
     agree = int(_compare.referee(fd.r, fd.err, jvp, 0.0, fd.eps).sum())
     rep = LeafReport(
-        leaf.path, leaf.shape, True, _findings._max(err), _findings._max(rel), (), 0,
+        leaf.path, leaf.shape, True, _findings.largest(err), _findings.largest(rel), (), 0,
         f"{k} random directions",
     )  # fmt: skip
     return rep, agree

@@ -14,7 +14,8 @@ from gradlab.check._verdict import Example, Finding, Verdict
 MAX_NONFINITE = 50
 
 
-def _max(x: np.ndarray) -> float:
+def largest(x: np.ndarray) -> float:
+    """The largest element of ``x``: 0 when empty, NaN when any element is NaN."""
     if x.size == 0:
         return 0.0
     if np.isnan(x).any():
@@ -46,8 +47,8 @@ def leaf_report(leaf: ReportLeaf, j: Judgement, n_worst: int) -> LeafReport:
         leaf.path,
         leaf.shape,
         bool(j.ok.all()),
-        _max(j.abs_err),
-        _max(j.rel_err),
+        largest(j.abs_err),
+        largest(j.rel_err),
         worst,
         int((~j.ok).sum()),
     )
@@ -114,7 +115,7 @@ def verdicts(leaf: ReportLeaf, j: Judgement) -> list[Verdict]:
         mask = getattr(j.masks, name)
         if not mask.any():
             continue
-        rel = None if kind in _NO_REL else _max(j.rel_err[mask])
+        rel = None if kind in _NO_REL else largest(j.rel_err[mask])
         out.append(
             Verdict(kind, leaf.path, int(mask.sum()), leaf.size, rel, _example(leaf, j, mask))
         )

@@ -85,8 +85,8 @@ def finite_differences(
         fd_memory_budget = memory_budget
     argnums = _tree.normalize_argnums(argnums, len(args))
     _witnesses.check_scalar_loss(loss, args)
-    x, unravel = ravel_pytree(_tree.get_params(args, argnums))
-    x = np.asarray(x)
+    flat, unravel = ravel_pytree(_tree.get_params(args, argnums))
+    x = np.asarray(flat)
     dtype = x.dtype
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"args[{argnums}] must hold floating-point leaves; got dtype {dtype}")

@@ -126,7 +126,7 @@ def _dense_hessian(tree, problem: Problem, witness: str) -> np.ndarray:
     """The nested ``[i][j]`` blocks of a Hessian pytree as one (N, N) matrix, shapes checked."""
     tdef = jax.tree.structure(problem.params)
     try:
-        blocks = [tdef.flatten_up_to(r) for r in tdef.flatten_up_to(tree)]
+        blocks = [tdef.flatten_up_to(r) for r in tdef.flatten_up_to(tree)]  # type: ignore[attr-defined]  # jaxlib ships PyTreeDef without stubs
     except (ValueError, TypeError) as err:
         raise ValueError(
             f"{witness} must be the nested pytree jax.hessian returns (outer and inner structure "
@@ -193,6 +193,7 @@ def _hvp_witnesses(problem: Problem, hvp, V: np.ndarray, mode: str) -> _Witnesse
         )
         cols.append(np.concatenate([np.asarray(g, np.float64).ravel() for g in got]))
     A = np.asarray(_ad_hvp(problem.loss, problem.argnums)(problem.args, jnp.asarray(V)), np.float64)
+    assert call is not None  # V holds at least one direction
     return _Witnessed(np.stack(cols, axis=1), A.T, V, call.how, mode)
 
 
@@ -217,7 +218,8 @@ def _judge_blocks(problem, w: _Witnessed, R, E, tol, kind, n_worst, label):
         pick = [M[rows, cols] for M in (w.H, w.A, R, E)]
         if transpose:
             pick = [p.T for p in pick]
-        j = judge_smooth(*(p.ravel() for p in pick), fd_eps, tol)
+        hand, auto, r, err = (p.ravel() for p in pick)
+        j = judge_smooth(hand, auto, r, err, fd_eps, tol)
         rep = _findings.leaf_report(leaf, j, n_worst)
         reports.append(dataclasses.replace(rep, axes=axes))
         nonfinite += [n for n in _findings.nonfinite(leaf, j) if n.witness == "hand"]
@@ -287,7 +289,7 @@ def check_hessian(
     pre = judge_smooth(
         w.H.ravel(), w.A.ravel(), diffs.r.T.ravel(), diffs.err.T.ravel(), fd_eps, tol
     )
-    undecided = pre.masks.inconclusive.reshape(w.H.shape).any(axis=0)  # per direction
+    undecided = np.asarray(pre.masks.inconclusive.reshape(w.H.shape).any(axis=0))  # per direction
     diffs = diffs.refined(gfun, problem, w.V, traced, undecided)
     judged = _judge_blocks(problem, w, diffs.r.T, diffs.err.T, tol, kind, n_worst, label)
     return _report(problem, w, tol, kind, label, judged)

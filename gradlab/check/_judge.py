@@ -79,8 +79,8 @@ class Judgement(NamedTuple):
     masks: Masks
 
     def slice(self, span: slice) -> Judgement:
-        fields = [getattr(self, f)[span] for f in self._fields[:-1]]
-        return Judgement(*fields, Masks(*(m[span] for m in self.masks)))
+        fields = {f: getattr(self, f)[span] for f in self._fields[:-1]}
+        return self._replace(**fields, masks=Masks(*(m[span] for m in self.masks)))
 
 
 def _bounds(slopes: _kinks.Slopes, near: _kinks.Nearby) -> tuple[np.ndarray, np.ndarray]:

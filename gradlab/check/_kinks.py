@@ -88,7 +88,7 @@ def slopes(fd: _differences.FD) -> Slopes:
         r1, l1 = (fp - f0) / h, (f0 - fm) / h  # (1) at h
         r2, l2 = (fp2 - f0) / (0.5 * h), (f0 - fm2) / (0.5 * h)  # (1) at h/2
         j1, j2 = r1 - l1, r2 - l2
-        big = np.maximum(np.abs(fd.values).max(axis=1), abs(f0))
+        big = np.maximum(np.abs(fd.values).max(axis=1), np.abs(f0))
         noise = 8.0 * fd.eps * big / h
         kink = (np.abs(j2) >= KINK_RATIO * np.abs(j1)) & (np.abs(j2) > KINK_NOISE_FACTOR * noise)
         right = 2.0 * r2 - r1

@@ -28,7 +28,7 @@ import dataclasses
 import enum
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -258,7 +258,7 @@ def primal(eqn, invals, visit: Visitor) -> list:
     return interpret(call.jaxpr, call.consts, invals, visit)
 
 
-def strip_visitor(references: dict[str, Callable] | None = None) -> Visitor:
+def strip_visitor(references: Mapping[str, Callable] | None = None) -> Visitor:
     """The visitor of :func:`strip`: each rule becomes its primal, or ``references[name]``."""
     refs = dict(references or {})
 

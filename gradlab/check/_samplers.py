@@ -78,7 +78,7 @@ def around(args: tuple) -> Callable[[jax.Array], tuple]:
 
     def sampler(key):
         z = jax.random.normal(
-            key, (max(1, total),), jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+            key, (max(1, total),), jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32
         )
         u = jax.scipy.special.ndtr(z[starts[-1] :])
         out = list(fixed)
@@ -119,7 +119,7 @@ def template(sampler: Callable, key, args: tuple | None) -> tuple:
     if args is None:
         return out
     want_tree, have_tree = jax.tree.structure(tuple(args)), jax.tree.structure(out)
-    if want_tree != have_tree:
+    if want_tree != have_tree:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(
             f"sampler(key) returned a tree with structure {have_tree}, but args has structure "
             f"{want_tree}; the sampler must return arguments shaped like args"

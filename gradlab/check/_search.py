@@ -177,7 +177,7 @@ def _host(tree):
     return jax.tree.map(np.asarray, tree)
 
 
-def _take(tree, sel: np.ndarray):
+def _take(tree, sel: np.ndarray | int):
     """Lanes ``sel`` of a batched pytree (host or device)."""
     return jax.tree.map(lambda x: x[sel], tree)
 
@@ -257,7 +257,8 @@ class _Search:
         scr = _in_blocks(lambda s: self.screen(_stack([args], s)), 1, self.block)
         per, w = self.referee(_stack([args], sel), scr.top[sel], scr.top_ratio[sel])
         j = int(np.argmin(per[0]))  # the most severe element
-        fd = _lanes.fd_rows(w.values[0, j][None], w.h[0, j][None], w.f0[:1], _EPS64)
+        values, h, f0 = np.asarray(w.values), np.asarray(w.h), np.asarray(w.f0)  # host already
+        fd = _lanes.fd_rows(values[0, j][None], h[0, j][None], f0[:1], _EPS64)
         return Counterexample(
             _host(args),
             _lanes.SEVERITY[per[0, j]],
@@ -310,7 +311,7 @@ def _check_problem(loss, grad, template, argnums):
     except Exception as err:
         raise ValueError(
             "search_grad runs every input as one lane of a jit(vmap) program, so grad must be "
-            f"traceable by jax; grad(*sampler(key)) failed to trace: {_witnesses._first_line(err)}"
+            f"traceable by jax; grad(*sampler(key)) failed to trace: {_witnesses.first_line(err)}"
         ) from err
     _tree.check_grad_tree("grad(*sampler(key))", hand, params, argnums, leaves)
 
@@ -389,9 +390,10 @@ def search_grad(
       True
     """
     _validate(loss, grad, sampler, args, n, memory_budget)
-    with contextlib.nullcontext() if jax.config.jax_enable_x64 else jax.enable_x64(True):
+    with contextlib.nullcontext() if jax.config.read("jax_enable_x64") else jax.enable_x64(True):
         key = _as_key(key)
         if sampler is None:
+            assert args is not None  # _validate refuses neither sampler nor args
             sampler = _samplers.around(tuple(args))
         template = _samplers.template(sampler, key, None if args is None else tuple(args))
         argnums = _tree.normalize_argnums(argnums, len(template))

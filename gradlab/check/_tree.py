@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradlab._validate import path_name
+
 PyTree = Any
 
 
@@ -77,9 +79,9 @@ def leaf_paths(params, argnums) -> list[str]:
     for path, _ in flat:
         if isinstance(argnums, tuple):
             pos = path[0].idx  # the position inside the tuple of selected arguments
-            out.append(f"args[{argnums[pos]}]" + jax.tree_util.keystr(path[1:]))
+            out.append(path_name(f"args[{argnums[pos]}]", path[1:]))
         else:
-            out.append(jax.tree_util.keystr(path) or f"args[{argnums}]")
+            out.append(path_name("", path) or f"args[{argnums}]")
     return out
 
 
@@ -131,7 +133,7 @@ def check_grad_tree(witness: str, got, params, argnums, leaves: list[Leaf]) -> l
     """
     want = jax.tree.structure(params)
     have = jax.tree.structure(got)
-    if want != have:
+    if want != have:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(
             f"{witness} returned a pytree with structure {have}, but {arg_name(argnums)} has "
             f"structure {want}; the gradient must have the parameters' structure"
@@ -187,5 +189,5 @@ def copies(tree) -> PyTree:
     return jax.tree.map(copy, tree)
 
 
-def index_of(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+def index_of(flat: int | np.integer, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(flat), shape)) if shape else ()

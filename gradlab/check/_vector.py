@@ -126,6 +126,8 @@ def hand_cols(spec: Spec, args, T):
 
 def hand_jacobian(spec: Spec, args):
     """The dense ``(m, n)`` matrix of a hand Jacobian pytree (out-leaf major, as jax.jacobian)."""
+    if spec.hand is None:
+        raise TypeError("hand_jacobian needs the hand Jacobian function (spec.hand); got None")
     jac = jax.tree.leaves(spec.hand(*args))
     rows, pos = [], 0
     for o in spec.outputs.leaves:
@@ -297,8 +299,9 @@ class Differences(NamedTuple):
 def differences(spec: Spec, wide_args, T: np.ndarray, h: np.ndarray) -> Differences:
     """Eq. (1) along the rows of ``T`` with steps ``h``, in the dtype of ``wide_args``."""
     dtype = spec.inputs.dtype
-    T = jnp.asarray(T) if np.issubdtype(np.asarray(T).dtype, np.integer) else jnp.asarray(T, dtype)
-    vals, f0 = fd_program(spec)(wide_args, T, jnp.asarray(h, dtype))
+    integer = np.issubdtype(np.asarray(T).dtype, np.integer)
+    rows = jnp.asarray(T) if integer else jnp.asarray(T, dtype)
+    vals, f0 = fd_program(spec)(wide_args, rows, jnp.asarray(h, dtype))
     return richardson(vals, f0, h, float(np.finfo(dtype).eps))
 
 

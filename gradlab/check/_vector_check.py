@@ -164,9 +164,10 @@ def full_pass(p: Precision, fd: Differences, opts: Options, rule: str) -> Vector
     m, n = p.spec.outputs.size, p.spec.inputs.size
     rows, cols = np.arange(m), np.arange(n)
     blk = _block(p, rows, cols)
-    _check_primal(p.spec, blk.f0, blk.hand_primal, p.rtol)
+    f0, g0, primal = np.asarray(blk.f0), np.asarray(blk.g0), np.asarray(blk.hand_primal)
+    _check_primal(p.spec, f0, primal, p.rtol)
     blocks = _with_conjugates(p, _judge_all(p, blk, fd, rows, cols, opts), opts)
-    extra = _value_verdict(blk.f0, blk.g0, p.rtol)
+    extra = _value_verdict(f0, g0, p.rtol)
     return _assemble(p, blocks, [], extra, opts, rule, "every entry")
 
 
@@ -223,7 +224,7 @@ def fast_pass(p: Precision, wide: Precision, opts: Options, rule: str) -> Vector
     pr = jax.tree.map(lambda a: None if a is None else np.asarray(a, np.float64), pr)
     _check_primal(p.spec, pr.f0, pr.hand_primal, p.rtol)
     spans = p.spec.outputs.spans()
-    probe_outs = list(enumerate(spans))
+    probe_outs: list[tuple[int | None, Span]] = list(enumerate(spans))
     if given is not None:  # every given cotangent spans all outputs: one pseudo output span
         probe_outs = [(None, Span("cotangents", (len(U),), 0, p.spec.outputs.size))]
     blocks, reruns = [], []
@@ -352,7 +353,7 @@ def run(
     copy: Copy | None = None,
 ) -> VectorReport:
     """Check one rule in the user's precision and, when narrower, in a float64 copy."""
-    if not jax.config.jax_enable_x64:
+    if not jax.config.read("jax_enable_x64"):
         with jax.enable_x64(True):
             return run(kind, f, hand, args, argnums, reference, opts, rule, copy)
     reference = reference or _rules.stripped(f)
@@ -387,10 +388,7 @@ def _cached_spec(f, hand, kind, argnums, reference, budget, signature) -> Spec:
 
 
 def _validated(f, hand, kind, args, argnums, reference, budget) -> Spec:
-    out = _vector_problem.output_struct(f, tuple(args)) if callable(f) else None
-    m = sum(int(np.prod(o.shape, dtype=np.int64)) for o in jax.tree.leaves(out))
-    chunk = _vector_problem.chunk_for(tuple(args), 2 * m, budget)
-    return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, chunk)
+    return _vector_problem.spec(f, hand, kind, tuple(args), argnums, reference, budget)
 
 
 def _build(f, hand, kind, args, argnums, reference, opts) -> Spec:

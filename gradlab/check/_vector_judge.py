@@ -59,7 +59,7 @@ def masks(
     """The masks of one block (``fd`` None: no referee, every failure is inconclusive)."""
     abs_err, rel_err, ok = _compare.judge(hand, auto, scale, rtol, atol)
     fail = ~ok
-    if fd is None:
+    if fd is None or fd_err is None:
         none = np.zeros_like(ok)
         fd_auto = fd_hand = none
     else:

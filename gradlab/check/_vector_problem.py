@@ -90,7 +90,7 @@ def input_layout(args: tuple, argnums, names: list[str] | None = None) -> _compl
 def _same_tree(what: str, got, want, want_name: str) -> None:
     """``got`` (shape structs) must have ``want``'s structure, shapes and real/complex kind."""
     have_def, want_def = jax.tree.structure(got), jax.tree.structure(want)
-    if have_def != want_def:
+    if have_def != want_def:  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
         raise ValueError(
             f"{what} returned a pytree with structure {have_def}, but {want_name} has structure "
             f"{want_def}; they must match"
@@ -123,8 +123,8 @@ def validate_rule(kind: Kind, hand, args: tuple, argnums, out) -> None:
         got = jax.eval_shape(hand, *args, out)
         _same_tree("vjp(*args, cotangent)", got, params, name)
     elif kind is Kind.JVP:
-        tangents = [jax.tree.map(_tangent_struct, _struct(a)) for a in args]
-        tangents = _tree.set_params(tangents, argnums, params)
+        zeros = [jax.tree.map(_tangent_struct, _struct(a)) for a in args]
+        tangents = _tree.set_params(zeros, argnums, params)
         got = jax.eval_shape(hand, tuple(args), tuple(tangents))
         if not (isinstance(got, (tuple, list)) and len(got) == 2):
             raise TypeError(
@@ -163,9 +163,10 @@ def spec(
     args: tuple,
     argnums,
     reference: Callable,
-    chunk: int,
+    budget_bytes: int,
 ) -> Spec:
-    """Validate everything and return the :class:`~gradlab.check._vector.Spec` of the check."""
+    """Validate everything (the inputs before ``f`` is traced) and return the
+    :class:`~gradlab.check._vector.Spec` of the check, its chunk from :func:`chunk_for`."""
     if not callable(f):
         raise TypeError(f"f must be callable; got {type(f).__name__}")
     if kind is not Kind.OWN and not callable(hand):
@@ -175,6 +176,8 @@ def spec(
     argnums = _tree.normalize_argnums(argnums, len(args))
     inputs = input_layout(args, argnums, argument_names(f, len(args)))
     out = output_struct(f, args)
+    m = sum(int(np.prod(o.shape, dtype=np.int64)) for o in jax.tree.leaves(out))
+    chunk = chunk_for(args, 2 * m, budget_bytes)
     outputs = _complex.layout(out, output_paths(out))
     if kind is Kind.JACOBIAN and (inputs.any_complex or outputs.any_complex):
         raise TypeError(

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 
 from gradlab.check import _render
+from gradlab.check._findings import largest
 from gradlab.check._report import Element, GradReport, LeafReport, _Data
 from gradlab.check._vector_judge import BlockJudgement
 from gradlab.check._verdict import Example, Finding, Verdict
@@ -107,19 +108,13 @@ def leaf_report(b: BlockJudgement, n_worst: int, checked: str, probe: bool) -> L
         block_path(b),
         shape,
         bool(m.ok.all()),
-        _max(m.abs_err),
-        _max(m.rel_err),
+        largest(m.abs_err),
+        largest(m.rel_err),
         tuple(worst),
         int((~m.ok).sum()),
         checked,
         axes or ("element",),
     )
-
-
-def _max(x: np.ndarray) -> float:
-    if x.size == 0:
-        return 0.0
-    return float("nan") if np.isnan(x).any() else float(np.max(x))
 
 
 _ORDER = (
@@ -165,7 +160,7 @@ def _verdict(b: BlockJudgement, kind: Finding, mask: np.ndarray, total: int) -> 
         block_path(b),
         int(mask.sum()),
         total,
-        _max(rel) if rel.size else None,
+        largest(rel) if rel.size else None,
         example,
         f"entry d {b.out_span.path}{list(o)} / d {b.in_span.path}{list(n)}",
     )

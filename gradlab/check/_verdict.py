@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Callable
 
 
 class Finding(enum.Enum):
@@ -158,7 +159,7 @@ def _ok(v: Verdict) -> str:
     return f"ok: {v.count} element(s) {v.detail}"
 
 
-def _with_example(kind_text: str, why: str) -> object:
+def _with_example(kind_text: str, why: str) -> Callable[[Verdict], str]:
     def make(v: Verdict) -> str:
         extra = f" ({v.detail})" if v.detail else ""
         return f"{kind_text}: {_counted(v, 'differ')}; {why}{extra}; {_example(v)}"
@@ -182,7 +183,7 @@ def _hand_bug_at_kink(v: Verdict) -> str:
     )
 
 
-def _remark(text: str) -> object:
+def _remark(text: str) -> Callable[[Verdict], str]:
     def make(v: Verdict) -> str:
         return f"{text.format(v=v)}; {_example(v)}" if v.example else text.format(v=v)
 
@@ -191,7 +192,7 @@ def _remark(text: str) -> object:
 
 KINK_FAR_FACTOR = 4.0  # a miss larger than this many widths of the subdifferential is a hand bug
 
-_PROSE = {
+_PROSE: dict[Finding, Callable[[Verdict], str]] = {
     Finding.OK: _ok,
     Finding.HAND_BUG: _with_example("hand bug", "finite differences side with autodiff"),
     Finding.HAND_BUG_AT_KINK: _hand_bug_at_kink,

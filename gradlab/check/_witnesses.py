@@ -92,7 +92,8 @@ def _jit(fn: Callable) -> Callable:
     return jax.jit(fn)
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """``"TypeError: <the message's first line>"``, at most 160 characters (for a report)."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:160]
 
@@ -102,7 +103,7 @@ def call_hand(fn: Callable, args: tuple) -> tuple[object, HandCall]:
     try:
         return _jit(fn)(*args), HandCall(True)
     except Exception as err:  # noqa: BLE001 - any tracing failure means: call it eagerly
-        reason = _first_line(err)
+        reason = first_line(err)
     return fn(*_tree.copies(args)), HandCall(False, reason)
 
 

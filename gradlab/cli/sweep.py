@@ -117,9 +117,12 @@ def load_spec(target: str) -> tuple[dict, str]:
         raise FileNotFoundError(f"sweep file must be an existing .py file; got {path_s!r}")
     mod_name = f"_gradlab_sweep_{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:  # a .py file always has a loader; a guard for types
+        raise ImportError(f"cannot load {path_s!r} as a Python module")
+    loader = spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
-    _user_code(path, lambda: spec.loader.exec_module(module))
+    _user_code(path, lambda: loader.exec_module(module))
     if name:
         if not hasattr(module, name):
             raise AttributeError(f"{path_s} has no {name!r}")
@@ -145,7 +148,8 @@ def load_spec(target: str) -> tuple[dict, str]:
 
 def apply_overrides(grid: Mapping, sets: list[str]) -> dict:
     """The grid with each ``--set`` applied: names must exist; values are kept as typed
-    (float64 or int64, see the module docstring); an integer entry takes only integers."""
+    (float64 or int64, see the module docstring); an integer entry takes only integers, and a
+    floating entry keeps its kind (``--set lr=0,2`` gives the float64 ``0.0, 2.0``)."""
     grid = dict(grid)
     for item in sets:
         name, values = parse_set(item)
@@ -154,6 +158,8 @@ def apply_overrides(grid: Mapping, sets: list[str]) -> dict:
         old = np.asarray(grid[name])
         if old.dtype.kind in "iu" and values.dtype.kind not in "iu":
             raise ValueError(f"--set {name}=...: {name!r} takes integers; got {values}")
+        if old.dtype.kind in "fc" and values.dtype.kind in "iu":
+            values = values.astype(np.float64)
         grid[name] = values
     return grid
 

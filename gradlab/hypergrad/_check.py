@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from gradlab._validate import leaf_names
 from gradlab.hypergrad import _implicit as imp
 from gradlab.hypergrad import _problem
 from gradlab.hypergrad import _stationarity as st
@@ -61,7 +62,7 @@ def _flat(tree) -> tuple[float, ...]:
 def element_names(hyperparams: PyTree) -> tuple[str, ...]:
     names = []
     for name, leaf in zip(
-        _problem.leaf_names(hyperparams, "hyperparams"), jax.tree.leaves(hyperparams), strict=True
+        leaf_names(hyperparams, "hyperparams"), jax.tree.leaves(hyperparams), strict=True
     ):
         shape = np.shape(leaf)
         if shape == ():
@@ -127,6 +128,13 @@ def _fd_witness(fd: FDResult, ref_residual: float) -> WitnessValue:
     )
 
 
+def _value(w: WitnessValue) -> np.ndarray:
+    """The answer of a witness that answered (``judge`` compares only those)."""
+    if w.value is None:
+        raise ValueError(f"the {w.witness} witness gave no value to compare")
+    return np.asarray(w.value)
+
+
 def judge(
     witnesses: list[WitnessValue], fd: WitnessValue, rtol: float, eps: float
 ) -> tuple[Verdict, ...]:
@@ -149,7 +157,7 @@ def judge(
     ]  # step 2
     answered = [w for w in witnesses if w.value is not None]
     R, delta = np.asarray(fd.value), np.asarray(fd.error)
-    scale = max([float(np.max(np.abs(w.value), initial=0.0)) for w in answered + [fd]])
+    scale = max([float(np.max(np.abs(_value(w)), initial=0.0)) for w in answered + [fd]])
 
     def tol(a):
         return rtol * np.maximum(np.abs(a), np.abs(R)) + 1e-3 * rtol * scale + 3 * delta  # (1)
@@ -161,8 +169,8 @@ def judge(
 
     noisy = float(np.max(delta, initial=0.0)) > 0.1 * scale and scale > 0
     pair = len(answered) == 2 and not np.any(
-        np.abs(np.subtract(answered[0].value, answered[1].value))
-        > tol(answered[0].value) - 3 * delta
+        np.abs(np.subtract(_value(answered[0]), _value(answered[1])))
+        > tol(_value(answered[0])) - 3 * delta
     )
     if noisy or (pair and all(off(w.value)[0] for w in answered)):
         verdicts.append(

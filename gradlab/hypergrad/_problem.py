@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradlab._validate import leaf_names, path_name
 from gradlab.hypergrad._deps import dependent_leaves
 
 PyTree = Any
@@ -48,18 +49,13 @@ class InnerProblem:
     l1: Callable[[PyTree], PyTree] | None = None
 
 
-def leaf_names(tree: PyTree, root: str) -> list[str]:
-    """``root['a']``-style names of the leaves of ``tree``."""
-    return [root + jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
-
-
 def check_hyperparams(hyperparams: PyTree) -> None:
     """Every leaf a floating jax or numpy array (a Python float is a trace constant)."""
     leaves = jax.tree_util.tree_leaves_with_path(hyperparams)
     if not leaves:
         raise ValueError("hyperparams must hold at least one array leaf; got an empty pytree")
     for path, x in leaves:
-        name = "hyperparams" + jax.tree_util.keystr(path)
+        name = path_name("hyperparams", path)
         if not isinstance(x, jax.Array | np.ndarray):
             raise TypeError(
                 f"{name} must be a floating array leaf, e.g. jnp.asarray({x!r}); got "
@@ -88,7 +84,7 @@ def check_problem(problem: InnerProblem, hyperparams: PyTree, *, require_used: b
         raise ValueError(f"problem.loss must return a scalar; got {out}")
     if problem.l1 is not None:
         rho = jax.eval_shape(problem.l1, hyperparams)
-        if jax.tree.structure(rho) != jax.tree.structure(problem.params0):
+        if jax.tree.structure(rho) != jax.tree.structure(problem.params0):  # type: ignore[operator]  # jaxlib declares PyTreeDef.__eq__ only
             raise ValueError(
                 "problem.l1(hyperparams) must return a pytree shaped like params0 "
                 f"({jax.tree.structure(problem.params0)}); got {jax.tree.structure(rho)}"

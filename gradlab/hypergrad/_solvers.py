@@ -21,7 +21,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from gradlab.hypergrad._problem import InnerProblem
-from gradlab.hypergrad._unrolled import _iterate
+from gradlab.hypergrad._unrolled import current_iterate
 from gradlab.train import fit
 
 PyTree = Any
@@ -57,7 +57,7 @@ def fit_solver(
             record_every=steps,
             **fit_kwargs,
         )
-        params = _iterate(res.params, res.opt_state)
+        params = current_iterate(res.params, res.opt_state)
         return jax.tree.map(lambda x: jnp.where(res.diverged, jnp.nan, x), params)
 
     return solve

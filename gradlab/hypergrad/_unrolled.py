@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,9 @@ from gradlab.optim import fista_iterate
 from gradlab.train import fit
 
 PyTree = Any
-Optimizer = optax.GradientTransformation | Callable[[PyTree], optax.GradientTransformation]
+Optimizer: TypeAlias = (
+    optax.GradientTransformation | Callable[[PyTree], optax.GradientTransformation]
+)
 
 
 class UnrolledResult(NamedTuple):
@@ -72,7 +74,9 @@ def _resumed(optimizer: optax.GradientTransformation, state) -> optax.GradientTr
     return optax.GradientTransformation(lambda _: state, optimizer.update)
 
 
-def _iterate(params, state):
+def current_iterate(params: PyTree, state: optax.OptState) -> PyTree:
+    """FISTA's iterate :math:`x_k` when ``state`` holds one (its ``params`` are the extrapolated
+    point), else ``params``."""
     try:
         return fista_iterate(state)
     except ValueError:
@@ -103,7 +107,7 @@ def unroll(
     if rem:
         carry, d = jax.checkpoint(lambda c: run_block(c, rem))(carry)
         diverged = diverged | d
-    return _iterate(*carry), diverged
+    return current_iterate(*carry), diverged
 
 
 def unrolled_core(problem, val, hp, optimizer, steps: int, block: int) -> UnrolledResult:

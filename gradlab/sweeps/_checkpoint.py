@@ -209,7 +209,7 @@ class Checkpoint:
     # -- chunks ---------------------------------------------------------------------------------
 
     def _load_chunks(self) -> list[Chunk]:
-        chunks = []
+        chunks: list[Chunk] = []
         if not self.path.is_dir():  # a folder that could not be created (read-only parent)
             return chunks
         for p in sorted(self.path.iterdir()):
@@ -230,7 +230,8 @@ class Checkpoint:
             raise _corrupt(p, "is not a regular file (a checkpoint holds only its own files)")
         n = len(self.leaf_shapes)
         try:
-            with np.load(p, allow_pickle=False) as z:
+            # our own handle: np.load leaks the one it opens when the zip is unreadable
+            with open(p, "rb") as f, np.load(f, allow_pickle=False) as z:
                 sweep = str(z["sweep"])
                 rows = [int(r) for r in z["rows"]]
                 leaves = [z[f"leaf_{i}"] for i in range(n)]

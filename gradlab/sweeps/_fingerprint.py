@@ -114,7 +114,7 @@ def program_text(closed: jcore.ClosedJaxpr) -> str:
 
 
 def _nested(params: dict) -> list:
-    found = []
+    found: list[jcore.ClosedJaxpr | jcore.Jaxpr] = []
     for value in params.values():
         items = value if isinstance(value, tuple | list) else (value,)
         found.extend(v for v in items if isinstance(v, jcore.ClosedJaxpr | jcore.Jaxpr))

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradlab._validate import path_name
 from gradlab.sweeps import _fingerprint as fp
 from gradlab.sweeps._grid import Grid
 from gradlab.sweeps._result import columns_from_outputs
@@ -57,7 +58,7 @@ def _check_leaf_types(out: Any) -> None:
     if not jax.tree.leaves(out):
         raise TypeError("train returned no arrays; it must return a pytree of jax arrays")
     for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
-        where = jax.tree_util.keystr(path) or "the output"
+        where = path_name("", path) or "the output"
         if not isinstance(leaf, jax.Array | jax.core.Tracer):
             raise TypeError(
                 f"train returned a {type(leaf).__name__} ({leaf!r:.60}) at {where}, not a jax "

@@ -188,12 +188,12 @@ def run_chunks(
     ranges = _chunks.row_ranges(grid.size, [(c.start, c.stop) for c in done], plan.chunk)
     if not ranges:
         return []
-    report = bar is not None and bar.wants_blocks
-    every = -(-plan.blocks // MAX_REPORTS) if report else 0
+    shown = bar if bar is not None and bar.wants_blocks else None
+    every = -(-plan.blocks // MAX_REPORTS) if shown is not None else 0
     key = (pr.program, pr.constants)
     run = _chunk_program(train, key, mesh, plan.lane_block, precision, every)
-    with bar if report else contextlib.nullcontext():
-        return _run_ranges(run, grid, plan, mesh, ranges, on_chunk, bar if report else None)
+    with shown if shown is not None else contextlib.nullcontext():
+        return _run_ranges(run, grid, plan, mesh, ranges, on_chunk, shown)
 
 
 def _run_ranges(run, grid, plan, mesh, ranges, on_chunk, bar) -> list[Chunk]:
@@ -223,7 +223,8 @@ def assemble(
     """The :class:`SweepResult` of ``chunks``, which must cover rows ``0:grid.size`` once."""
     chunks = sorted(chunks, key=lambda c: c.start)
     treedef = jax.tree.structure(pr.shapes)
-    stacked = [np.concatenate([c.leaves[i] for c in chunks]) for i in range(treedef.num_leaves)]
+    n_leaves = treedef.num_leaves  # type: ignore[attr-defined]  # jaxlib ships PyTreeDef without stubs
+    stacked = [np.concatenate([c.leaves[i] for c in chunks]) for i in range(n_leaves)]
     outputs = jax.tree.unflatten(treedef, stacked)
     return SweepResult(
         grid=grid,
@@ -370,6 +371,11 @@ def _sweep_checkpointed(train, g, pr, plan, mesh, precision, progress, ckpt) -> 
         bar = _bar(progress, g.size, done, plan)
         if done:
             bar.resuming(len(done), len(done) + bar.n_chunks, resumed, str(ckpt.path))
+
+        def save(c: Chunk) -> None:
+            ckpt.save(c)
+            bar.update(c.stop - c.start)
+
         try:
             new = run_chunks(
                 train,
@@ -379,7 +385,7 @@ def _sweep_checkpointed(train, g, pr, plan, mesh, precision, progress, ckpt) -> 
                 mesh=mesh,
                 precision=precision,
                 done=done,
-                on_chunk=lambda c: (ckpt.save(c), bar.update(c.stop - c.start)),
+                on_chunk=save,
                 bar=bar,
             )
         except KeyboardInterrupt:
