@@ -23,14 +23,9 @@ import gradlab
 ROOT = Path(gradlab.__file__).parent
 
 # Areas another branch is rewriting; each entry leaves with its branch's merge.
-IN_FLIGHT = (
-    "gradlab.cli.check",  # (being edited on f2; include after merge)
-)
+IN_FLIGHT: tuple[str, ...] = ()  # modules being rewritten on another branch (none now)
 # Modules that reach a private name of a module being edited on f2; they leave with its merge.
-WAITING_ON_F2 = {
-    "gradlab.check._audit": "_Data of gradlab.check._report",
-    "gradlab.check._vector_report": "_Data of gradlab.check._report",
-}
+WAITING_ON_F2: dict[str, str] = {}
 
 
 def _in_flight(module: str) -> bool:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradlab.check import _rules, _vector_check, _vector_problem
-from gradlab.check._report import _Data
+from gradlab.check._report import Record
 from gradlab.check._rules import RuleSite
 from gradlab.check._settings import seed_words as _seed_of
 from gradlab.check._vector import Kind
@@ -36,7 +36,7 @@ from gradlab.check._verdict import Finding, Verdict
 
 
 @dataclasses.dataclass(frozen=True)
-class RuleCheck(_Data):
+class RuleCheck(Record):
     """One custom-rule call site and its outcome.
 
     ``kind`` is ``Finding.OK``, the first failing finding of ``report``, or
@@ -69,7 +69,7 @@ class RuleCheck(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class AuditReport(_Data):
+class AuditReport(Record):
     """The findings of :func:`audit_rules`: one :class:`RuleCheck` per call site, and the whole
     function's derivative with its rules against the one without (``whole``)."""
 

@@ -54,6 +54,7 @@ def _precisions(problem: Problem) -> list[Problem]:
 
 def _check_terms(problem: Problem, value: float, s: Settings) -> dict[str, np.ndarray]:
     """Term values must sum to the loss; returns each term's autodiff gradient, raveled."""
+    assert s.terms is not None  # called only when terms were given
     grads, total, mags = {}, 0.0, abs(value)
     for name, term in s.terms.items():
         val, g = _witnesses.autodiff(term, problem.args, problem.argnums, f"terms[{name!r}]")
@@ -136,6 +137,7 @@ def run(problem: Problem, s: Settings) -> GradReport:
             blame, extra = _blame_verdicts(checked[0], tgrads)
     sub = {}
     for name, tg in (s.term_grads or {}).items():
+        assert s.terms is not None  # Settings refuses term_grads without terms
         term_problem = dataclasses.replace(
             problem, loss=s.terms[name], hand=tg, value_and_grad=False
         )

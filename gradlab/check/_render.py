@@ -30,7 +30,7 @@ def _idx(index: tuple[int, ...], axes: tuple[str, ...]) -> str:
 def _leaf_rows(leaf: LeafReport) -> list[tuple[str, ...]]:
     first = leaf.worst[0] if leaf.worst else None
     show = [first] + (list(leaf.worst[1:3]) if not leaf.ok else [])
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for j, e in enumerate(show):
         head = (
             (leaf.path, str(leaf.shape), "ok" if leaf.ok else f"FAIL {leaf.n_fail}")
@@ -62,7 +62,7 @@ def _table(report: GradReport, indent: str) -> list[str]:
     axes = {leaf.axes for leaf in report.leaves}
     if len(axes) == 1 and (a := next(iter(axes))) != ("element",):
         index_head = "index (" + ", ".join(a) + ")"
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "leaf",
             "shape",

@@ -45,7 +45,7 @@ def to_json(obj: Any) -> Any:
     raise TypeError(f"to_json: cannot serialize {type(obj).__name__}")
 
 
-class _Data:
+class Record:
     """Mixin: ``to_dict()`` derived from the dataclass fields."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,7 +53,7 @@ class _Data:
 
 
 @dataclasses.dataclass(frozen=True)
-class Element(_Data):
+class Element(Record):
     """One element's three witnesses, its error (``_compare`` eq. (2)) and whether it passed."""
 
     index: tuple[int, ...]
@@ -66,7 +66,7 @@ class Element(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class LeafReport(_Data):
+class LeafReport(Record):
     """One parameter leaf (or Hessian block): pass/fail, its largest errors, its worst elements.
 
     ``axes`` names the index positions of ``worst[i].index`` (``("element",)`` for a gradient;
@@ -85,7 +85,7 @@ class LeafReport(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class Convention(_Data):
+class Convention(Record):
     """Which point of the subdifferential one witness returned at a kink."""
 
     witness: str
@@ -93,7 +93,7 @@ class Convention(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class Kink(_Data):
+class Kink(Record):
     """An element at a non-differentiable point.
 
     ``left``/``right`` are the one-sided derivatives along the element; ``low``/``high`` bound
@@ -115,7 +115,7 @@ class Kink(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class NonFinite(_Data):
+class NonFinite(Record):
     """A NaN or infinity in one witness (``"loss"``, ``"hand"``, ``"autodiff"``, ``"fd"``)."""
 
     witness: str
@@ -125,7 +125,7 @@ class NonFinite(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class DtypeVerdict(_Data):
+class DtypeVerdict(Record):
     """The outcome in one precision: the user's dtype, or the float64 copy."""
 
     label: str
@@ -134,7 +134,7 @@ class DtypeVerdict(_Data):
 
 
 @dataclasses.dataclass(frozen=True)
-class GradReport(_Data):
+class GradReport(Record):
     """The findings of :func:`~gradlab.check.check_grad`.
 
     ``ok`` is True when every leaf (every term, every precision checked) passes. ``verdicts``

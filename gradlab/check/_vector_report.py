@@ -9,13 +9,13 @@ import numpy as np
 
 from gradlab.check import _render
 from gradlab.check._findings import largest
-from gradlab.check._report import Element, GradReport, LeafReport, _Data
+from gradlab.check._report import Element, GradReport, LeafReport, Record
 from gradlab.check._vector_judge import BlockJudgement
 from gradlab.check._verdict import Example, Finding, Verdict
 
 
 @dataclasses.dataclass(frozen=True)
-class Location(_Data):
+class Location(Record):
     """One failing block, named by rule, output leaf and index, input leaf and index.
 
     ``hand``/``autodiff``/``fd`` are the Jacobian entry ``d output[output_index] /

@@ -35,6 +35,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from gradlab.cli import UsageError
 
@@ -98,6 +99,8 @@ def _resolve(ref: str):
         if not path.is_file():
             raise UsageError(f"{ref!r}: no file {path}")
         spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise UsageError(f"{ref!r}: {path} cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
         spec.loader.exec_module(module)
@@ -129,7 +132,7 @@ def load_args(spec: str) -> tuple:
         if not Path(spec).is_file():
             raise UsageError(f"--args {spec}: no such file")
         data = np.load(spec)
-        args: dict[int, object] = {}
+        args: dict[int, Any] = {}
         for key in data.files:
             head, _, leaf = key.partition(".")
             pos = int(head[4:]) if head.startswith("arr_") else int(head)
