@@ -196,6 +196,7 @@ def test_broken_pipe_is_silent(tmp_path):
     p.stdout.read(100)  # `| head -c 100`
     p.stdout.close()
     err = p.stderr.read().decode()
+    p.stderr.close()  # an unclosed pipe is a ResourceWarning, an error under filterwarnings
     assert p.wait(timeout=120) == 141 and err == "", err
 
 
