@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import time
 import warnings
 
@@ -29,7 +28,7 @@ import numpy as np  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 import gradlab  # noqa: E402
-from benchmarks.bench_check import machine  # noqa: E402
+from benchmarks.bench_check import machine, timed  # noqa: E402
 from experiments import custom_rules as cr  # noqa: E402
 
 try:
@@ -301,16 +300,6 @@ def run_check_grads(fn, args, argnums, modes=("rev",)):
     except AssertionError:
         return True, "AssertionError (one projected number)"
     return False, "ok"
-
-
-def timed(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def speed(repeats: int) -> list[tuple[str, str, float]]:

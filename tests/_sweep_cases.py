@@ -44,3 +44,17 @@ LRS = np.array([1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.3, 0.5], np.float32)
 def reference_sweep_grid():
     """24 configurations: 8 learning rates x 3 seeds."""
     return {"lr": LRS, "seed": np.arange(3, dtype=np.int32)}
+
+
+class Stop(Exception):
+    """Raised by :func:`stop_after`'s progress callback: an in-process interrupt of a sweep."""
+
+
+def stop_after(k: int):
+    """A ``progress`` callback that raises :class:`Stop` once chunk ``k`` is reported."""
+
+    def progress(info):
+        if info.chunk == k:
+            raise Stop
+
+    return progress

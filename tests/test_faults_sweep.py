@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _sweep_cases import gd_train, linreg_data, reference_sweep_grid
+from _sweep_cases import Stop, gd_train, linreg_data, reference_sweep_grid, stop_after
 
 from gradlab.sweeps import sweep
 
@@ -52,25 +52,13 @@ def _edited_train(X, y, steps: int = 25):
     return train
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(k):
-    def progress(info):
-        if info.chunk == k:
-            raise _Stop
-
-    return progress
-
-
 def _never(info):
     raise AssertionError("a chunk ran, though the sweep should have refused first")
 
 
 def _partial(ckpt, train=TRAIN, k=2, grid=GRID):
-    with pytest.raises(_Stop):
-        sweep(train, grid, checkpoint=ckpt, progress=_stop_after(k), **KW)
+    with pytest.raises(Stop):
+        sweep(train, grid, checkpoint=ckpt, progress=stop_after(k), **KW)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _seed002 import seed002_data
 from jax.experimental import checkify
 
 import gradlab
@@ -25,14 +26,6 @@ from gradlab.derivations import REGISTRY
 from gradlab.derivations import logistic_mixture as lm
 from gradlab.derivations.mse import mse_mean, mse_mean_grad
 from gradlab.derivations.softmax_nll import softmax_nll
-
-
-def seed002_data():
-    rng = np.random.default_rng(42)
-    x = np.linspace(0, 10, 80)
-    y = 2.5 + 1.7 * x + rng.normal(0, 1.0, size=len(x))
-    return jnp.asarray(x[:, None]), jnp.asarray(y)
-
 
 X, Y = seed002_data()
 P0 = {"w": jnp.zeros(1), "b": jnp.zeros(())}

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _seed002 import seed002_data
 
 import gradlab
 from gradlab.derivations.mse import mse_mean, mse_mean_grad
@@ -23,14 +24,6 @@ from gradlab.train import _batching
 ADAM_NEEDS_STANDARD_DTYPES = pytest.mark.standard_dtypes("optax.adam: float ** int32 inside optax")
 
 fit_module = importlib.import_module("gradlab.train._fit")
-
-
-def seed002_data():
-    """Seed 002, section 1: ``y = 2.5 + 1.7 x + N(0, 1)``, ``x = linspace(0, 10, 80)``."""
-    rng = np.random.default_rng(42)
-    x = np.linspace(0, 10, 80)
-    y = 2.5 + 1.7 * x + rng.normal(0, 1.0, size=len(x))
-    return jnp.asarray(x[:, None]), jnp.asarray(y)
 
 
 X, Y = seed002_data()

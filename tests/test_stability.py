@@ -7,19 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _seed002 import seed002_data
 
 import gradlab
 from gradlab.derivations.mse import mse_mean
 
 lambda_max = gradlab.stability.lambda_max
 max_stable_lr = gradlab.stability.max_stable_lr
-
-
-def seed002_data():
-    rng = np.random.default_rng(42)
-    x = np.linspace(0, 10, 80)
-    y = 2.5 + 1.7 * x + rng.normal(0, 1.0, size=len(x))
-    return jnp.asarray(x[:, None]), jnp.asarray(y)
 
 
 X, Y = seed002_data()

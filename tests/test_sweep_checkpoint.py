@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from _sweep_cases import LRS, gd_train, linreg_data, reference_sweep_grid
+from _sweep_cases import LRS, Stop, gd_train, linreg_data, reference_sweep_grid, stop_after
 
 from gradlab.sweeps import CheckpointError, sweep
 
@@ -63,36 +63,24 @@ def test_killed_process_resumes_to_the_same_table(tmp_path):
     assert len(list(ckpt.glob("rows_*.npz"))) == 6
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_after(k):
-    def progress(info):
-        if info.chunk == k:
-            raise _Stop
-
-    return progress
-
-
 def test_in_process_interrupt_and_finished_checkpoint(tmp_path):
     ckpt = tmp_path / "ck"
-    with pytest.raises(_Stop):
-        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(3), **KW)
+    with pytest.raises(Stop):
+        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=stop_after(3), **KW)
     seen = []
     res = sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=seen.append, **KW)
     assert [i.done for i in seen] == [16, 20, 24] and seen[0].total == 24
     whole = sweep(TRAIN, reference_sweep_grid(), progress=False, **KW)
     assert res.rows == whole.rows
     # a finished checkpoint runs nothing and returns the same table
-    again = sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(1), **KW)
+    again = sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=stop_after(1), **KW)
     assert again.rows == whole.rows
 
 
 def test_resume_cleans_debris_and_names_a_corrupt_chunk(tmp_path):
     ckpt = tmp_path / "ck"
-    with pytest.raises(_Stop):
-        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(1), **KW)
+    with pytest.raises(Stop):
+        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=stop_after(1), **KW)
     # a crash while writing chunk 2 leaves a temp file: deleted on resume
     tmp = ckpt / ".rows_00000004_00000008.npz.123.tmp"
     tmp.write_bytes(b"half a file")
@@ -109,8 +97,8 @@ def test_resume_cleans_debris_and_names_a_corrupt_chunk(tmp_path):
 
 def test_a_different_sweep_is_refused(tmp_path):
     ckpt = tmp_path / "ck"
-    with pytest.raises(_Stop):
-        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=_stop_after(1), **KW)
+    with pytest.raises(Stop):
+        sweep(TRAIN, reference_sweep_grid(), checkpoint=ckpt, progress=stop_after(1), **KW)
     other = {"lr": LRS[::-1], "seed": np.arange(3, dtype=np.int32)}
     with pytest.raises(CheckpointError, match="different sweep.*the grid"):
         sweep(TRAIN, other, checkpoint=ckpt, progress=False, **KW)

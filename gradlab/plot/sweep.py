@@ -49,6 +49,14 @@ def _finish(fig, path):
     return fig
 
 
+def _headline(fig, panels, facet: tuple[str, ...], head: str) -> None:
+    """``head`` over the whole figure when faceted, else as the lone panel's title."""
+    if facet:
+        fig.suptitle(head)
+    else:
+        panels[0][0].set_title(head)
+
+
 REPLICATE_AXES = ("seed",)
 MAX_PANELS = 36
 
@@ -205,10 +213,7 @@ def plot_sweep_curves(
     fig.colorbar(sm, ax=[a for a, _, _ in panels], label=hparam + (" (log)" if positive else ""))
     n_div = int(np.sum(div))
     head = title or f"{metric} by {hparam}: {len(values)} runs, {n_div} diverged (dashed)"
-    if facet:
-        fig.suptitle(head)
-    else:
-        panels[0][0].set_title(head)
+    _headline(fig, panels, facet, head)
     return _finish(fig, path)
 
 
@@ -324,10 +329,7 @@ def plot_divergence_frontier(
             axis.set_title(label)
     _legend_outside(fig, panels)
     head = title or f"divergence frontier in {hparam}"
-    if facet:
-        fig.suptitle(head)
-    else:
-        panels[0][0].set_title(head)
+    _headline(fig, panels, facet, head)
     return _finish(fig, path)
 
 

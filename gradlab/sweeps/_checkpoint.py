@@ -59,6 +59,11 @@ class Chunk(NamedTuple):
     stop: int
     leaves: list[np.ndarray]
 
+    @property
+    def rows(self) -> int:
+        """``stop - start``: how many sweep rows the chunk holds."""
+        return self.stop - self.start
+
 
 def chunk_name(start: int, stop: int) -> str:
     return f"rows_{start:08d}_{stop:08d}.npz"

@@ -365,7 +365,7 @@ def _sweep_checkpointed(train, g, pr, plan, mesh, precision, progress, ckpt) -> 
     """Hold ``ckpt`` (locked, checked), run the rows it lacks, saving each chunk."""
     with ckpt:
         done = list(ckpt.chunks)
-        resumed = sum(c.stop - c.start for c in done)
+        resumed = sum(c.rows for c in done)
         if ckpt.read_only_reason is not None and resumed < g.size:
             raise ckpt.not_writable(g.size - resumed)
         bar = _bar(progress, g.size, done, plan)
@@ -374,7 +374,7 @@ def _sweep_checkpointed(train, g, pr, plan, mesh, precision, progress, ckpt) -> 
 
         def save(c: Chunk) -> None:
             ckpt.save(c)
-            bar.update(c.stop - c.start)
+            bar.update(c.rows)
 
         try:
             new = run_chunks(
@@ -389,14 +389,14 @@ def _sweep_checkpointed(train, g, pr, plan, mesh, precision, progress, ckpt) -> 
                 bar=bar,
             )
         except KeyboardInterrupt:
-            saved = sum(c.stop - c.start for c in ckpt.chunks)
+            saved = sum(c.rows for c in ckpt.chunks)
             raise SweepInterrupted(saved, g.size, str(ckpt.path)) from None
     return assemble(g, pr, done + new, plan, precision, resumed)
 
 
 def _bar(progress, total: int, done: list[Chunk], plan: _chunks.Plan) -> Progress:
     n_chunks = len(_chunks.row_ranges(total, [(c.start, c.stop) for c in done], plan.chunk))
-    resumed = sum(c.stop - c.start for c in done)
+    resumed = sum(c.rows for c in done)
     return Progress(
         progress, total=total, start=resumed, n_chunks=n_chunks, lane_block=plan.lane_block
     )
@@ -413,7 +413,7 @@ def _sweep_in_memory(train, g, pr, plan, mesh, precision, progress) -> SweepResu
             mesh=mesh,
             precision=precision,
             done=[],
-            on_chunk=lambda c: bar.update(c.stop - c.start),
+            on_chunk=lambda c: bar.update(c.rows),
             bar=bar,
         )
     except KeyboardInterrupt:
